@@ -22,6 +22,32 @@ def ones_sum(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
     return (x + initial) % 0xFFFF
 
 
+_MASKS: dict[int, int] = {}
+
+
+def payload_sum(data: bytes | bytearray | memoryview) -> int:
+    """Word sum of ``data`` (odd length zero-padded) reduced to a few hundred bits, equal to
+    the full sum modulo 0xFFFF.
+
+    Folding the big integer in halves at 16-bit boundaries (2**16 = 1 mod 0xFFFF) before the
+    final ``%`` is cheaper than dividing the whole payload on CPython 3.11: 2.9 us instead of
+    3.9 us for 1448 bytes, 13 us instead of 24 us for a 9000-byte super-packet.
+    """
+    x = _from_bytes(data, "big")
+    n = len(data)
+    if n & 1:
+        x <<= 8
+        n += 1
+    while n > 256:
+        h = (n >> 2) << 4  # half the bytes, in bits, a multiple of 16
+        m = _MASKS.get(h)
+        if m is None:
+            m = _MASKS[h] = (1 << h) - 1
+        x = (x >> h) + (x & m)
+        n = (n >> 1) + 2
+    return x
+
+
 def finish(total: int) -> int:
     """Checksum field value from an unreduced non-negative word sum ``total``.
 

@@ -65,21 +65,19 @@ class IPv4Header(NamedTuple):
 
     def build(self, payload_length: int) -> bytes:
         """Header bytes with total length and header checksum recomputed."""
-        opts = self.options
+        tos, _, ident, ff, ttl, proto, _, src, dst, opts = self
         hlen = 20 + len(opts)
         vihl = 0x40 | (hlen >> 2)
         total = hlen + payload_length
         # RFC 791 header checksum from the fields: a field at an even offset contributes its
         # value modulo 0xFFFF (2**16 = 1 mod 0xFFFF), so no bytes need to be built first.
-        x = ((vihl << 8) | self.tos) + total + self.ident + self.flags_frag
-        x += ((self.ttl << 8) | self.proto) + _from_bytes(self.src, "big")
-        x += _from_bytes(self.dst, "big") + _from_bytes(opts, "big")
-        s = x % 0xFFFF
-        c = 0xFFFF - s if s else 0
-        return _V4.pack(
-            vihl, self.tos, total, self.ident, self.flags_frag, self.ttl, self.proto, c,
-            self.src, self.dst,
-        ) + opts
+        x = (((vihl << 8) | tos) + total + ident + ff + ((ttl << 8) | proto)
+             + _from_bytes(src, "big") + _from_bytes(dst, "big")) % 0xFFFF
+        if opts:
+            x = (x + _from_bytes(opts, "big")) % 0xFFFF
+            return _V4.pack(vihl, tos, total, ident, ff, ttl, proto, 0xFFFF - x if x else 0,
+                            src, dst) + opts
+        return _V4.pack(vihl, tos, total, ident, ff, ttl, proto, 0xFFFF - x if x else 0, src, dst)
 
     def to_bytes(self) -> bytes:
         """Header bytes exactly as the fields say (no recomputation)."""

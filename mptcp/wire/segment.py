@@ -7,22 +7,26 @@ recomputed, so a parsed valid packet serializes back to the same bytes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from struct import Struct
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
-from mptcp.wire.checksum import verify
+from mptcp.wire.checksum import payload_sum, verify
 from mptcp.wire.errors import WireError
-from mptcp.wire.ip import PROTO_TCP, IPHeader, IPv4Header, parse_ipv4, parse_ipv6
-from mptcp.wire.options import parse_options
+from mptcp.wire.ip import PROTO_TCP, IPHeader, IPv4Header, IPv6Header, parse_ipv4, parse_ipv6
+from mptcp.wire.options import NOP, TcpOption, parse_options
 from mptcp.wire.tcp import TcpHeader
 from mptcp.wire.value import wire_value
 
 __all__ = ["Segment", "parse_segment", "checksum_ok"]
 
 _V4 = Struct("!BBHHHBBH4s4s")
+_V4_TCP = Struct("!BBHHHBBH4s4sHHIIHHHH").unpack_from
+_V6_TCP = Struct("!IHBB16s16sHHIIHHHH").unpack_from
 _TCP = Struct("!HHIIHHHH")
 _from_bytes = int.from_bytes
 _new = tuple.__new__
+_PAD = (b"", b"\x00\x00\x00", b"\x00\x00", b"\x00")
 
 
 @wire_value
@@ -33,17 +37,58 @@ class Segment(NamedTuple):
     tcp: TcpHeader
     payload: bytes = b""
 
-    def to_bytes(self) -> bytes:
-        """Wire bytes with IP length(s), IPv4 header checksum and TCP checksum recomputed."""
-        ip = self.ip
-        tcp = self.tcp
-        payload = self.payload
-        src = ip.src
-        dst = ip.dst
-        tcp_bytes = tcp.build(
-            _from_bytes(src, "big") + _from_bytes(dst, "big") + PROTO_TCP, payload
-        )
-        return b"".join((ip.build(len(tcp_bytes) + len(payload)), tcp_bytes, payload))
+    def to_bytes(
+        self,
+        _nop: TcpOption = NOP,
+        _pack: Callable[..., bytes] = _TCP.pack,
+        _int: Callable[[bytes, Literal["big"]], int] = int.from_bytes,
+        _psum: Callable[[bytes], int] = payload_sum,
+        _v4pack: Callable[..., bytes] = _V4.pack,
+    ) -> bytes:
+        """Wire bytes with IP length(s), IPv4 header checksum and TCP checksum recomputed.
+
+        The TCP checksum (RFC 9293 §3.1) is computed from the header *fields*: a field at an
+        even offset adds its value modulo 0xFFFF (2**16 = 1 mod 0xFFFF), so no header bytes are
+        built twice.  One function on purpose: this runs for every segment sent.  (The
+        keyword defaults bind globals to fast locals; callers never pass them.)
+        """
+        ip, tcp, payload = self
+        sport, dport, seq, ack, flags, window, _, urgent, options = tcp
+        opts = b"".join([b"\x01" if o is _nop else o.to_bytes() for o in options])
+        if len(opts) & 3:
+            opts += _PAD[len(opts) & 3]
+        hlen = 20 + len(opts)
+        if hlen > 60:
+            raise WireError(12, f"TCP options of {len(opts)} bytes exceed 40")
+        off_flags = (hlen << 10) | flags
+        tcp_len = hlen + len(payload)
+        if type(ip) is IPv4Header:
+            # RFC 791 header checksum from the fields, like the TCP one below
+            tos, _, ident, ff, ttl, proto, _, src, dst, ipopts = ip
+            addrs = _int(src, "big") + _int(dst, "big")
+            ihl = 20 + len(ipopts)
+            vihl = 0x40 | (ihl >> 2)
+            total = ihl + tcp_len
+            x = ((vihl << 8) | tos) + total + ident + ff + ((ttl << 8) | proto) + addrs
+            x = (x + _int(ipopts, "big")) % 0xFFFF
+            iph = _v4pack(vihl, tos, total, ident, ff, ttl, proto, 0xFFFF - x if x else 0, src,
+                          dst)
+            if ipopts:
+                iph += ipopts
+        else:
+            addrs = _int(ip.src, "big") + _int(ip.dst, "big")
+            iph = ip.build(tcp_len)
+        x = (addrs + 6 + tcp_len + sport + dport + seq + ack + off_flags + window + urgent
+             + _int(opts, "big"))
+        if payload:
+            x += _psum(payload)
+        x %= 0xFFFF
+        return b"".join((
+            iph,
+            _pack(sport, dport, seq, ack, off_flags, window, 0xFFFF - x if x else 0, urgent),
+            opts,
+            payload,
+        ))
 
 
 def parse_segment(buf: bytes) -> Segment:
@@ -52,36 +97,58 @@ def parse_segment(buf: bytes) -> Segment:
     Checksums are not verified here (see :func:`checksum_ok`); trailing bytes past the IP
     length (link-layer padding) are ignored.  Anything malformed raises ``WireError``.
     """
-    if not buf:
+    if type(buf) is not bytes:
+        buf = bytes(buf)
+    n = len(buf)
+    if not n:
         raise WireError(0, "empty packet")
     version = buf[0] >> 4
     ip: IPHeader
     if version == 4:
-        n = len(buf)
-        if n < 20:
-            raise WireError(0, f"IPv4 header truncated ({n} bytes)")
-        vihl, tos, total, ident, ff, ttl, proto, csum, src, dst = _V4.unpack_from(buf)
-        off = (vihl & 15) << 2
-        if off < 20:
-            raise WireError(0, f"IPv4 IHL {off >> 2} < 5")
+        if n >= 40 and buf[0] == 0x45:  # no IP options: IP and TCP headers in one unpack
+            (_, tos, total, ident, ff, ttl, proto, csum, src, dst,
+             sport, dport, seq, ack, off_flags, window, tcsum, urg) = _V4_TCP(buf)
+            off = 20
+            opts = b""
+        else:
+            if n < 20:
+                raise WireError(0, f"IPv4 header truncated ({n} bytes)")
+            vihl, tos, total, ident, ff, ttl, proto, csum, src, dst = _V4.unpack_from(buf)
+            off = (vihl & 15) << 2
+            if off < 20:
+                raise WireError(0, f"IPv4 IHL {off >> 2} < 5")
+            opts = buf[20:off]
+            sport = -1
         if total < off or total > n:
             raise WireError(2, f"IPv4 total length {total} (header {off}, buffer {n})")
         if ff & 0x3FFF:
             raise WireError(6, "IPv4 fragment: not reassembled")
-        opts = bytes(buf[20:off]) if off > 20 else b""
         ip = _new(IPv4Header, (tos, total, ident, ff, ttl, proto, csum, src, dst, opts))
         end = total
     elif version == 6:
-        ip, off, end = parse_ipv6(buf)
-        proto = ip.proto
+        if n >= 60 and buf[6] == 6:  # TCP right after the fixed header: one unpack
+            (vtf, plen, nh, hlim, src, dst,
+             sport, dport, seq, ack, off_flags, window, tcsum, urg) = _V6_TCP(buf)
+            end = 40 + plen
+            if end > n:
+                raise WireError(4, f"IPv6 payload length {plen} overruns the buffer")
+            fields = ((vtf >> 20) & 0xFF, vtf & 0xFFFFF, plen, nh, hlim, src, dst, b"", nh)
+            ip = _new(IPv6Header, fields)
+            off = 40
+            proto = nh
+        else:
+            ip, off, end = parse_ipv6(buf)
+            proto = ip.proto
+            sport = -1
     else:
         raise WireError(0, f"IP version {version}")
     if proto != PROTO_TCP:
         raise WireError(off, f"IP protocol {proto} is not TCP")
-    # TCP header, RFC 9293 §3.1 (inlined parse_tcp: this is the hot path)
+    # TCP header, RFC 9293 §3.1
     if end - off < 20:
         raise WireError(off, f"TCP header truncated ({end - off} bytes)")
-    sport, dport, seq, ack, off_flags, window, tcsum, urg = _TCP.unpack_from(buf, off)
+    if sport < 0:
+        sport, dport, seq, ack, off_flags, window, tcsum, urg = _TCP.unpack_from(buf, off)
     hlen = (off_flags >> 12) << 2
     if hlen < 20:
         raise WireError(off + 12, f"TCP data offset {hlen >> 2} < 5")
@@ -90,7 +157,7 @@ def parse_segment(buf: bytes) -> Segment:
         raise WireError(off + 12, f"TCP data offset {hlen >> 2} overruns the segment")
     topts = parse_options(buf[off + 20 : data], off + 20) if hlen > 20 else ()
     tcp = _new(TcpHeader, (sport, dport, seq, ack, off_flags & 0xFFF, window, tcsum, urg, topts))
-    return _new(Segment, (ip, tcp, bytes(buf[data:end])))
+    return _new(Segment, (ip, tcp, buf[data:end]))
 
 
 def checksum_ok(buf: bytes) -> bool:

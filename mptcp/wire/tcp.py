@@ -11,7 +11,6 @@ from __future__ import annotations
 from struct import Struct
 from typing import NamedTuple
 
-from mptcp.wire.checksum import finish
 from mptcp.wire.errors import WireError
 from mptcp.wire.options import TcpOption, parse_options, serialize_options
 from mptcp.wire.value import wire_value
@@ -59,29 +58,6 @@ class TcpHeader(NamedTuple):
         """The option list as sent: serialized and zero-padded to a multiple of 4 bytes."""
         raw = serialize_options(self.options)
         return raw + _PAD[len(raw) & 3]
-
-    def build(self, pseudo: int, payload: bytes) -> bytes:
-        """Header bytes with data offset and checksum computed.
-
-        ``pseudo`` is the unreduced word sum of the pseudo-header *without* its length field
-        (``pseudo_v4(src, dst, 6, 0)``): the TCP length is only known here and is added here.
-        """
-        opts = self.options_bytes()
-        hlen = 20 + len(opts)
-        if hlen > 60:
-            raise WireError(12, f"TCP options of {len(opts)} bytes exceed 40")
-        off_flags = (hlen << 10) | self.flags
-        body = _from_bytes(payload, "big")
-        if len(payload) & 1:
-            body <<= 8  # the odd last byte is the high half of a zero-padded word
-        # Fields at even offsets contribute their value mod 0xFFFF: no bytes built twice.
-        x = pseudo + hlen + len(payload) + body + _from_bytes(opts, "big")
-        x += self.sport + self.dport + self.seq
-        x += self.ack + off_flags + self.window + self.urgent
-        return _TCP.pack(
-            self.sport, self.dport, self.seq, self.ack, off_flags, self.window, finish(x),
-            self.urgent,
-        ) + opts
 
     def to_bytes(self) -> bytes:
         """Header bytes exactly as the fields say (checksum not recomputed)."""

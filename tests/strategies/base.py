@@ -23,6 +23,7 @@ from mptcp.wire.options import (
     Timestamps,
     UnknownOption,
     WindowScale,
+    registered_exids,
     registered_kinds,
 )
 from mptcp.wire.segment import Segment
@@ -38,9 +39,9 @@ sack_permitted = st.just(SackPermitted())
 sack = st.builds(Sack, st.lists(st.tuples(u32, u32), min_size=1, max_size=4).map(tuple))
 timestamps = st.builds(Timestamps, u32, u32)
 fast_open = st.builds(FastOpen, st.one_of(st.just(b""), st.binary(min_size=4, max_size=16)))
-# ExIDs nobody registered (0x454E is TCP-ENO's)
+# ExIDs nobody registered (0x454E is TCP-ENO's, 0xACC0/1 AccECN's, when imported)
 experimental = st.builds(
-    Experimental, st.sampled_from((253, 254)), u16.filter(lambda x: x != 0x454E),
+    Experimental, st.sampled_from((253, 254)), u16.filter(lambda x: x not in registered_exids()),
     st.binary(max_size=36),
 )
 unknown = st.builds(
