@@ -21,8 +21,12 @@ from mptcp.wire.value import wire_value
 __all__ = ["Segment", "parse_segment", "checksum_ok"]
 
 _V4 = Struct("!BBHHHBBH4s4s")
-_V4_TCP = Struct("!BBHHHBBH4s4sHHIIHHHH").unpack_from
-_V6_TCP = Struct("!IHBB16s16sHHIIHHHH").unpack_from
+_V4_TCP_STRUCT = Struct("!BBHHHBBH4s4sHHIIHHHH")  # IPv4 without options, then TCP
+_V6_TCP_STRUCT = Struct("!IHBB16s16sHHIIHHHH")  # IPv6 fixed header, then TCP
+_V4_TCP = _V4_TCP_STRUCT.unpack_from
+_V6_TCP = _V6_TCP_STRUCT.unpack_from
+_V4_TCP_PACK = _V4_TCP_STRUCT.pack
+_V6_TCP_PACK = _V6_TCP_STRUCT.pack
 _TCP = Struct("!HHIIHHHH")
 _from_bytes = int.from_bytes
 _new = tuple.__new__
@@ -43,7 +47,8 @@ class Segment(NamedTuple):
         _pack: Callable[..., bytes] = _TCP.pack,
         _int: Callable[[bytes, Literal["big"]], int] = int.from_bytes,
         _psum: Callable[[bytes], int] = payload_sum,
-        _v4pack: Callable[..., bytes] = _V4.pack,
+        _v4tcp: Callable[..., bytes] = _V4_TCP_PACK,
+        _v6tcp: Callable[..., bytes] = _V6_TCP_PACK,
     ) -> bytes:
         """Wire bytes with IP length(s), IPv4 header checksum and TCP checksum recomputed.
 
@@ -62,30 +67,39 @@ class Segment(NamedTuple):
             raise WireError(12, f"TCP options of {len(opts)} bytes exceed 40")
         off_flags = (hlen << 10) | flags
         tcp_len = hlen + len(payload)
-        if type(ip) is IPv4Header:
-            # RFC 791 header checksum from the fields, like the TCP one below
-            tos, _, ident, ff, ttl, proto, _, src, dst, ipopts = ip
-            addrs = _int(src, "big") + _int(dst, "big")
-            ihl = 20 + len(ipopts)
-            vihl = 0x40 | (ihl >> 2)
-            total = ihl + tcp_len
-            x = ((vihl << 8) | tos) + total + ident + ff + ((ttl << 8) | proto) + addrs
-            x = (x + _int(ipopts, "big")) % 0xFFFF
-            iph = _v4pack(vihl, tos, total, ident, ff, ttl, proto, 0xFFFF - x if x else 0, src,
-                          dst)
-            if ipopts:
-                iph += ipopts
-        else:
-            addrs = _int(ip.src, "big") + _int(ip.dst, "big")
-            iph = ip.build(tcp_len)
+        src = ip.src
+        dst = ip.dst
+        addrs = _int(src, "big") + _int(dst, "big")
         x = (addrs + 6 + tcp_len + sport + dport + seq + ack + off_flags + window + urgent
              + _int(opts, "big"))
         if payload:
             x += _psum(payload)
         x %= 0xFFFF
+        tsum = 0xFFFF - x if x else 0
+        if type(ip) is IPv4Header:
+            # RFC 791 header checksum from the fields too; IP and TCP headers in one pack
+            tos, _, ident, ff, ttl, proto, _, _, _, ipopts = ip
+            if not ipopts:
+                total = 20 + tcp_len
+                x = (0x4500 | tos) + total + ident + ff + ((ttl << 8) | proto) + addrs
+                x %= 0xFFFF
+                return b"".join((
+                    _v4tcp(0x45, tos, total, ident, ff, ttl, proto, 0xFFFF - x if x else 0,
+                           src, dst, sport, dport, seq, ack, off_flags, window, tsum, urgent),
+                    opts,
+                    payload,
+                ))
+        elif type(ip) is IPv6Header and not ip.ext:
+            tc, flow, _, nh, hop, _, _, _, _ = ip
+            return b"".join((
+                _v6tcp(0x60000000 | (tc << 20) | flow, tcp_len, nh, hop, src, dst,
+                       sport, dport, seq, ack, off_flags, window, tsum, urgent),
+                opts,
+                payload,
+            ))
         return b"".join((
-            iph,
-            _pack(sport, dport, seq, ack, off_flags, window, 0xFFFF - x if x else 0, urgent),
+            ip.build(tcp_len),
+            _pack(sport, dport, seq, ack, off_flags, window, tsum, urgent),
             opts,
             payload,
         ))
