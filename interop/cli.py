@@ -15,12 +15,14 @@ def build_parser() -> argparse.ArgumentParser:
     """The full ``mptcp-lab`` argument parser."""
     from interop.bench_cli import add_bench_parser
     from interop.decode_cli import add_decode_parser
+    from interop.demo import add_demo_parser
 
     parser = argparse.ArgumentParser(
         prog="mptcp-lab",
         description="Python MPTCP / tcpinc / AccECN / Inner Space stack for experimenters",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_demo_parser(sub)
     add_decode_parser(sub)
     add_bench_parser(sub)
     return parser
