@@ -172,35 +172,31 @@ class Dss(NamedTuple):
 
     def to_bytes(self) -> bytes:
         # Hot path: literals for the flags (A=1 a=2 M=4 m=8 F=0x10; 0x20 in the pack key
-        # marks a checksum).
-        ack = self.data_ack
-        dsn = self.dsn
-        csum = self.checksum
-        lo = (2 if self.ack64 else 0) | (8 if self.dsn64 else 0) | (0x10 if self.data_fin else 0)
-        args: tuple[int | None, ...]
-        if dsn is not None:
-            if ack is not None:
-                lo |= 5
-                args = (ack, dsn, self.ssn, self.data_level_length)
-            else:
-                lo |= 4
-                args = (dsn, self.ssn, self.data_level_length)
-            if csum is not None:
-                args += (csum,)
-                lo |= 0x20
-        elif csum is not None or self.ssn is not None or self.data_level_length is not None:
-            raise ValueError(f"DSS without DSN carries mapping fields: {self!r}")
-        elif ack is not None:
-            lo |= 1
-            args = (ack,)
-        else:
-            args = ()
-        st, length = _DSS_PACK[lo & 0x2F]
-        rsv = self.reserved
+        # marks a checksum); the fields come out of the tuple in one unpack.
+        ack, dsn, ssn, dll, csum, fin, a64, m64, rsv = self
+        lo = (2 if a64 else 0) | (8 if m64 else 0) | (0x10 if fin else 0)
+        b2 = 0x20 | ((rsv >> 8) & 0x0F)
+        b3 = (rsv & 0xE0) | lo
         try:
-            return st.pack(
-                MPTCP_KIND, length, 0x20 | ((rsv >> 8) & 0x0F), (rsv & 0xE0) | (lo & 0x1F), *args
-            )
+            if dsn is not None:
+                if ack is not None:
+                    if csum is None:
+                        st, length = _DSS_PACK[lo & 0x0A | 5]
+                        return st.pack(MPTCP_KIND, length, b2, b3 | 5, ack, dsn, ssn, dll)
+                    st, length = _DSS_PACK[lo & 0x0A | 0x25]
+                    return st.pack(MPTCP_KIND, length, b2, b3 | 5, ack, dsn, ssn, dll, csum)
+                if csum is None:
+                    st, length = _DSS_PACK[lo & 0x0A | 4]
+                    return st.pack(MPTCP_KIND, length, b2, b3 | 4, dsn, ssn, dll)
+                st, length = _DSS_PACK[lo & 0x0A | 0x24]
+                return st.pack(MPTCP_KIND, length, b2, b3 | 4, dsn, ssn, dll, csum)
+            if csum is not None or ssn is not None or dll is not None:
+                raise ValueError(f"DSS without DSN carries mapping fields: {self!r}")
+            if ack is not None:
+                st, length = _DSS_PACK[lo & 0x0A | 1]
+                return st.pack(MPTCP_KIND, length, b2, b3 | 1, ack)
+            st, length = _DSS_PACK[lo & 0x0A]
+            return st.pack(MPTCP_KIND, length, b2, b3)
         except _ENCODE_ERRORS as exc:
             raise ValueError(f"cannot encode {self!r}: {exc}") from None
 

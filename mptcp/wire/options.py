@@ -208,7 +208,9 @@ def _parse_tfo(opt: bytes, off: int) -> TcpOption:
     return _new(FastOpen, (opt[2:],))
 
 
-_PARSERS: dict[int, OptionParser] = {
+# The base options' codecs: well-formed ones are decoded inline by parse_options, these
+# handle (and reject) the other lengths and SACK / TFO.
+_BASE_PARSERS: dict[int, OptionParser] = {
     MSS_KIND: _parse_mss,
     WS_KIND: _parse_ws,
     SACK_PERMITTED_KIND: _parse_sackok,
@@ -216,6 +218,8 @@ _PARSERS: dict[int, OptionParser] = {
     TIMESTAMPS_KIND: _parse_ts,
     TFO_KIND: _parse_tfo,
 }
+# Codecs plugged in by other packages (MPTCP, ENO, AccECN, ...) and the experimental kinds.
+_PARSERS: dict[int, OptionParser] = {}
 _EXPERIMENTAL: dict[int, OptionParser] = {}
 
 
@@ -234,7 +238,10 @@ for _k in EXPERIMENTAL_KINDS:
 
 
 def register_option(kind: int, parser: OptionParser) -> None:
-    """Plug a codec in for option ``kind`` (2..255, not 253/254: use register_experimental)."""
+    """Plug a codec in for option ``kind`` (2..255, not 253/254: use register_experimental).
+
+    A codec registered for a base kind (MSS, SACK, ...) replaces the built-in one.
+    """
     if not 2 <= kind <= 255 or kind in EXPERIMENTAL_KINDS:
         raise ValueError(f"cannot register option kind {kind}")
     _PARSERS[kind] = parser
@@ -248,13 +255,19 @@ def register_experimental(exid: int, parser: OptionParser) -> None:
 
 
 def registered_kinds() -> frozenset[int]:
-    """Kinds with a codec (253/254 always, dispatching on ExID)."""
-    return frozenset(_PARSERS)
+    """Kinds with a codec (the base ones, 253/254 dispatching on ExID, and plugged-in ones)."""
+    return frozenset(_PARSERS) | frozenset(_BASE_PARSERS)
 
 
 def registered_exids() -> frozenset[int]:
     """ExIDs with a codec on kinds 253/254."""
     return frozenset(_EXPERIMENTAL)
+
+
+def _bad_length(kind: int, length: int, offset: int) -> WireError:
+    if length < 2:
+        return WireError(offset, f"option kind {kind} has length {length} < 2")
+    return WireError(offset, f"option kind {kind} length {length} overruns the list")
 
 
 def parse_options(buf: bytes, base: int = 0) -> tuple[TcpOption, ...]:
@@ -288,28 +301,28 @@ def parse_options(buf: bytes, base: int = 0) -> tuple[TcpOption, ...]:
         if kind == 0:  # EOL
             append(new(Eol, (buf[i + 1 :],)))
             break
-        if i + 1 >= n:
-            raise WireError(base + i, f"option kind {kind} has no length byte")
-        length = buf[i + 1]
+        try:
+            length = buf[i + 1]
+        except IndexError:
+            raise WireError(base + i, f"option kind {kind} has no length byte") from None
         end = i + length
-        if length < 2:
-            raise WireError(base + i + 1, f"option kind {kind} has length {length} < 2")
-        if end > n:
-            raise WireError(base + i + 1, f"option kind {kind} length {length} overruns the list")
-        if kind == 8 and length == 10:  # timestamps
+        if length < 2 or end > n:
+            raise _bad_length(kind, length, base + i + 1)
+        parser = parsers.get(kind)
+        if parser is not None:
+            append(parser(buf[i:end], base + i))
+        elif kind == 8 and length == 10:  # timestamps (RFC 7323 §3.2)
             append(new(Timestamps, _unpack_ii(buf, i + 2)))
-        elif kind == 2 and length == 4:  # MSS
+        elif kind == 2 and length == 4:  # MSS (RFC 9293 §3.7.1)
             append(new(Mss, (buf[i + 2] << 8 | buf[i + 3],)))
-        elif kind == 4 and length == 2:  # SACK-permitted
+        elif kind == 4 and length == 2:  # SACK-permitted (RFC 2018 §2)
             append(SACK_PERMITTED)
-        elif kind == 3 and length == 3:  # window scale
+        elif kind == 3 and length == 3:  # window scale (RFC 7323 §2.2)
             append(new(WindowScale, (buf[i + 2],)))
+        elif kind in _BASE_PARSERS:
+            append(_BASE_PARSERS[kind](buf[i:end], base + i))
         else:
-            parser = parsers.get(kind)
-            if parser is None:
-                append(new(UnknownOption, (kind, buf[i + 2 : end])))
-            else:
-                append(parser(buf[i:end], base + i))
+            append(new(UnknownOption, (kind, buf[i + 2 : end])))
         i = end
     return tuple(out)
 
