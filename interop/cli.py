@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     from interop.bench_cli import add_bench_parser
     from interop.decode_cli import add_decode_parser
     from interop.demo import add_demo_parser
+    from interop.fuzz_cli import add_fuzz_parser
 
     parser = argparse.ArgumentParser(
         prog="mptcp-lab",
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_parser(sub)
     add_decode_parser(sub)
     add_bench_parser(sub)
+    add_fuzz_parser(sub)
     return parser
 
 

@@ -1,220 +1,196 @@
-"""``mptcp-lab demo``: an MPTCP v1 + AccECN + TCP-ENO exchange built from the wire codecs.
+"""``mptcp-lab demo``: one TCP bulk transfer between two of our stacks on the in-process
+network simulator -- no root, no sockets, no real clock.
 
-Until the engines land (TCP engine, simulator, MPTCP connection), the demo shows the wire
-layer end to end, in-process, no root: it lays out the packets of a two-path MPTCP connection
-the way RFC 8684 describes it -- MP_CAPABLE handshake (§3.1) with AccECN negotiation
-(RFC 9768 §3.1) and a TCP-ENO offer (RFC 8547 §4), data under DSS mappings with checksums
-(§3.3), ADD_ADDR with its HMAC (§3.4.1), an MP_JOIN handshake with both HMACs (§3.2), data on
-the second subflow and a DATA_FIN (§3.3.3) -- with real keys, tokens, IDSNs, HMACs and DSS
-checksums, writes them to a pcap, decodes the file back with ``mptcp-lab decode``'s decoder,
-re-verifies every MPTCP authentication value from the decoded fields, and, when tshark is
-installed, has tshark read the file too.
+Two hosts (``interop.netsim``) joined by a link with a rate, a delay, a drop-tail queue and a
+little random loss run the Sans-IO TCP engine (RFC 9293, SACK RFC 2018, timestamps RFC 7323,
+RACK-TLP RFC 8985, CUBIC RFC 9438); ``interop.tcp_app`` sends a few megabytes of seeded data
+and hashes them on both ends.  The summary shows what an experimenter looks at: bytes and
+sha256 on both sides, goodput in virtual time, retransmissions from the MIB, the RTT
+estimate (SRTT / min RTT, RFC 6298), the congestion window, and virtual vs wall time.
+
+``mptcp-lab demo --wire`` runs the wire-codec demo (an MPTCP v1 + AccECN + TCP-ENO exchange
+built from the codecs, ``interop.demo_wire``).
 """
 
 from __future__ import annotations
 
 import argparse
-import random
-import shutil
-import subprocess
-import tempfile
-from pathlib import Path
+import json
+import time
 from typing import Any
 
-import accecn  # noqa: F401  (registers the AccECN codecs)
-import tcpinc  # noqa: F401  (registers the TCP-ENO codec)
-from accecn.ace import CEP_INIT, E0B_INIT, flags_with_ace
-from accecn.option import AccEcnOption
-from interop.decode import decode_pcap, format_record
-from mptcp.wire.ip import ipv4
-from mptcp.wire.mptcp_crypto import (
-    add_addr_hmac,
-    dss_checksum,
-    dss_checksum_ok,
-    idsn,
-    join_ack_hmac,
-    join_synack_hmac,
-    token,
-)
-from mptcp.wire.mptcp_handshake import (
-    MPC_FLAG_CHECKSUM,
-    MPC_FLAG_HMAC_SHA256,
-    MpCapable,
-    MpJoinAck,
-    MpJoinSyn,
-    MpJoinSynAck,
-)
-from mptcp.wire.mptcp_options import AddAddr, Dss
-from mptcp.wire.options import NOP, Mss, SackPermitted, TcpOption, Timestamps, WindowScale
+from interop.netsim import LinkParams, Simulator, pcap_hook
+from interop.tcp_app import CLIENT_ADDR, SERVER_ADDR, payload_sha256, setup_transfer
 from mptcp.wire.pcap import PcapWriter
-from mptcp.wire.segment import Segment, checksum_ok
-from mptcp.wire.tcp import ACK, AE, CWR, ECE, FIN, PSH, SYN, TcpHeader
-from tcpinc.eno_option import TEP_X25519, EnoOption, GlobalSuboption, Tep
 
-__all__ = ["run_demo", "add_demo_parser"]
+__all__ = ["run_tcp_demo", "add_demo_parser", "DEFAULT_SIZE"]
 
-CLIENT = bytes((10, 0, 1, 1))
-SERVER = bytes((10, 0, 1, 2))
-SERVER2 = bytes((10, 0, 2, 2))
-MPC_FLAGS = MPC_FLAG_CHECKSUM | MPC_FLAG_HMAC_SHA256  # checksums on, to show them
+DEFAULT_SIZE = 4_000_000
+SAMPLE_EVERY = 0.01  # seconds of virtual time between cwnd samples
 
 
-class _Flow:
-    """One direction of one subflow: ports, sequence numbers, timestamps."""
+def run_tcp_demo(
+    *, size: int = DEFAULT_SIZE, rate_mbit: float = 50.0, rtt_ms: float = 20.0,
+    loss_pct: float = 0.5, queue: int = 100, seed: int = 1, pcap: str | None = None,
+) -> dict[str, Any]:
+    """Run the transfer; returns the summary (``ok`` is True when the hashes match and both
+    sides closed cleanly)."""
+    sim = Simulator(seed=seed)
+    params = LinkParams(delay=rtt_ms / 2000.0, rate=rate_mbit * 1e6, queue_packets=queue,
+                        loss=loss_pct / 100.0)
+    tr, link = setup_transfer(sim, size, params, seed=seed)
+    writer = PcapWriter(pcap) if pcap else None
+    if writer is not None:
+        sim.add_trace(pcap_hook(writer, event="send"))
+    cwnd_samples: list[int] = []
 
-    def __init__(self, rng: random.Random, src: bytes, dst: bytes, sport: int, dport: int):
-        self.src, self.dst, self.sport, self.dport = src, dst, sport, dport
-        self.isn = rng.getrandbits(32)
-        self.seq = self.isn
-        self.ack = 0
-        self.ts = rng.getrandbits(32)
+    def sample() -> None:
+        conn = tr.sender.conn
+        if conn is not None and conn.synchronized:
+            cwnd_samples.append(conn.cc.cwnd)
+        if not tr.finished:
+            sim.schedule(sim.now + SAMPLE_EVERY, sample)
 
-    def seg(self, flags: int, opts: list[TcpOption], payload: bytes = b"") -> Segment:
-        used = sum(len(o.to_bytes()) for o in opts)
-        opts = opts + [NOP] * (-used % 4)
-        tcp = TcpHeader(self.sport, self.dport, self.seq & 0xFFFFFFFF, self.ack & 0xFFFFFFFF,
-                        flags, 64240, 0, 0, tuple(opts))
-        self.seq += len(payload) + (1 if flags & (SYN | FIN) else 0)
-        return Segment(ipv4(self.src, self.dst), tcp, payload)
-
-
-def _build(rng: random.Random) -> tuple[list[Segment], dict[str, int]]:
-    key_a, key_b = rng.getrandbits(64), rng.getrandbits(64)
-    c = _Flow(rng, CLIENT, SERVER, rng.randrange(32768, 61000), 5201)
-    s = _Flow(rng, SERVER, CLIENT, 5201, c.sport)
-    syn_opts: list[TcpOption] = [Mss(1460), SackPermitted(), Timestamps(c.ts, 0), NOP,
-                                 WindowScale(7)]
-    eno = EnoOption((GlobalSuboption(0), Tep(TEP_X25519)))
-    out = [c.seg(SYN | AE | CWR | ECE, [*syn_opts, MpCapable(1, MPC_FLAGS), eno])]
-    s.ack = c.seq
-    synack_ace = flags_with_ace(SYN | ACK, 0b010)  # the SYN arrived Not-ECT (RFC 9768 §3.1.2)
-    # two AccECN fields fit next to MP_CAPABLE in the 40 option bytes (RFC 9768 §3.2.3.3)
-    counters = AccEcnOption.encode(1, 2, e0b=E0B_INIT, ceb=0, e1b=E0B_INIT)
-    out.append(s.seg(synack_ace, [Mss(1460), SackPermitted(), Timestamps(s.ts, c.ts), NOP,
-                                  WindowScale(7), MpCapable(1, MPC_FLAGS, key_b), counters]))
-    c.ack = s.seq
-    ace = flags_with_ace(ACK, CEP_INIT)  # both ends feed back r.cep = 5: no CE seen (§3.2.2)
-    out.append(c.seg(ace, [NOP, NOP, Timestamps(c.ts + 1, s.ts),
-                           MpCapable(1, MPC_FLAGS, key_a, key_b)]))
-    # first data: DSS mapping from IDSN + 1, relative SSN 1, with the DSS checksum (§3.3.1)
-    dsn_a = idsn(key_a) + 1
-    for chunk in (b"hello over MPTCP v1, ", b"AccECN and TCP-ENO! "):
-        rel = c.seq - c.isn
-        csum = dss_checksum(dsn_a, rel, len(chunk), chunk)
-        dss = Dss(data_ack=idsn(key_b) + 1, dsn=dsn_a, ssn=rel, data_level_length=len(chunk),
-                  checksum=csum, ack64=True, dsn64=True)
-        out.append(c.seg(ace | PSH, [NOP, NOP, Timestamps(c.ts + 2, s.ts), dss], chunk))
-        dsn_a += len(chunk)
-    s.ack = c.seq
-    # the server announces its second address (HMAC with its key first, §3.4.1)
-    hmac = add_addr_hmac(key_b, key_a, 1, SERVER2, None)
-    out.append(s.seg(ace, [NOP, NOP, Timestamps(s.ts + 1, c.ts + 2),
-                           AddAddr(1, SERVER2, hmac=hmac),
-                           Dss(data_ack=dsn_a, ack64=True)]))
-    # MP_JOIN towards it: token of B's key, nonces, truncated HMACs (§3.2)
-    c2 = _Flow(rng, CLIENT, SERVER2, rng.randrange(32768, 61000), 5201)
-    s2 = _Flow(rng, SERVER2, CLIENT, 5201, c2.sport)
-    r_a, r_b = rng.getrandbits(32), rng.getrandbits(32)
-    out.append(c2.seg(SYN, [*syn_opts, MpJoinSyn(0, token(key_b), r_a)]))
-    s2.ack = c2.seq
-    join_synack = MpJoinSynAck(1, join_synack_hmac(key_b, key_a, r_b, r_a), r_b)
-    out.append(s2.seg(SYN | ACK, [Mss(1460), SackPermitted(), Timestamps(s2.ts, c.ts), NOP,
-                                  WindowScale(7), join_synack]))
-    c2.ack = s2.seq
-    out.append(c2.seg(ACK, [NOP, NOP, Timestamps(c2.ts, s2.ts),
-                            MpJoinAck(join_ack_hmac(key_a, key_b, r_a, r_b))]))
-    chunk = b"...and this went over the second path."
-    rel = c2.seq - c2.isn
-    dss = Dss(data_ack=idsn(key_b) + 1, dsn=dsn_a, ssn=rel, data_level_length=len(chunk),
-              checksum=dss_checksum(dsn_a, rel, len(chunk), chunk), ack64=True, dsn64=True)
-    out.append(c2.seg(ACK | PSH, [NOP, NOP, Timestamps(c2.ts + 1, s2.ts), dss], chunk))
-    dsn_a += len(chunk)
-    # DATA_FIN without data: SSN 0, data-level length 1 (Linux's form, SPEC_NOTES)
-    fin_csum = dss_checksum(dsn_a, 0, 1, b"")
-    out.append(c.seg(ace, [NOP, NOP, Timestamps(c.ts + 3, s.ts + 1),
-                           Dss(data_ack=idsn(key_b) + 1, dsn=dsn_a, ssn=0, data_level_length=1,
-                               checksum=fin_csum, data_fin=True, ack64=True, dsn64=True)]))
-    out.append(s.seg(ace, [NOP, NOP, Timestamps(s.ts + 2, c.ts + 3),
-                           Dss(data_ack=dsn_a + 1, ack64=True)]))
-    return out, {"key_a": key_a, "key_b": key_b, "r_a": r_a, "r_b": r_b}
-
-
-def _verify(records: list[dict[str, Any]], keys: dict[str, int]) -> list[str]:
-    """Re-derive every authentication value from the *decoded* fields."""
-    problems: list[str] = []
-    key_a, key_b = keys["key_a"], keys["key_b"]
-    for rec in records:
-        for opt in rec.get("mptcp") or []:
-            kind = opt["subtype"]
-            if kind == "MP_JOIN" and "receiver_token" in opt and opt["receiver_token"] != token(
-                    key_b):
-                problems.append(f"packet {rec['index']}: MP_JOIN token is not token(key B)")
-            if kind == "MP_JOIN" and "sender_hmac" in opt:
-                want = (join_synack_hmac(key_b, key_a, keys["r_b"], keys["r_a"])
-                        if "sender_random" in opt
-                        else join_ack_hmac(key_a, key_b, keys["r_a"], keys["r_b"]))
-                if bytes.fromhex(opt["sender_hmac"]) != want:
-                    problems.append(f"packet {rec['index']}: MP_JOIN HMAC mismatch")
-            if kind == "ADD_ADDR":
-                want = add_addr_hmac(key_b, key_a, opt["address_id"], SERVER2, opt.get("port"))
-                if bytes.fromhex(opt["hmac"]) != want:
-                    problems.append(f"packet {rec['index']}: ADD_ADDR HMAC mismatch")
-    return problems
+    sim.schedule(0.0, sample)
+    t0 = time.perf_counter()
+    res = sim.run(until=lambda: tr.finished, max_time=3600.0)
+    wall = time.perf_counter() - t0
+    if writer is not None:
+        writer.close()
+    snd, snk = tr.results()
+    expected = payload_sha256(seed, size)
+    conn = tr.sender.conn
+    assert conn is not None
+    mib = conn.mib
+    info = conn.info()
+    start = snd.started_at or 0.0
+    data_time = (snk.eof_at or res.now) - start
+    stats = link.stats()
+    mss = int(info["mss"])  # type: ignore[call-overload]
+    return {
+        "ok": snk.sha256 == expected and snd.sha256 == expected and snd.closed_clean
+        and snk.closed_clean and snk.bytes == size,
+        "path": {"client": CLIENT_ADDR, "server": SERVER_ADDR, "rate_mbit": rate_mbit,
+                 "rtt_ms": rtt_ms, "loss_pct": loss_pct, "queue_packets": queue},
+        "size": size,
+        "sent_bytes": snd.bytes,
+        "received_bytes": snk.bytes,
+        "sha256_sent": snd.sha256,
+        "sha256_received": snk.sha256,
+        "sha256_expected": expected,
+        "handshake_ms": round(((snd.connected_at or start) - start) * 1000, 3),
+        "transfer_s": round(data_time, 6),
+        "goodput_mbit": round(snk.bytes * 8 / data_time / 1e6, 3) if data_time > 0 else 0.0,
+        "virtual_s": round(res.now, 6),
+        "wall_s": round(wall, 3),
+        "events": res.events,
+        "closed_clean": {"sender": snd.closed_clean, "receiver": snk.closed_clean},
+        "failure": snd.failure or snk.failure,
+        "retransmissions": {
+            "total": mib["TcpRetransSegs"], "fast": mib["TcpExtTCPFastRetrans"],
+            "rack_lost": mib["TcpExtTCPRackLost"], "rto": mib["TcpExtTCPTimeouts"],
+            "tlp": mib["TcpExtTCPLossProbes"], "segments_sent": mib["TcpOutSegs"],
+        },
+        "rtt": {"srtt_ms": _ms(conn.rtt.srtt), "min_rtt_ms": _ms(conn.rtt.min_rtt),
+                "rto_ms": _ms(conn.rtt.rto)},
+        "cwnd": {"mss": mss, "final_bytes": conn.cc.cwnd,
+                 "peak_bytes": max(cwnd_samples, default=conn.cc.cwnd),
+                 "mean_bytes": round(sum(cwnd_samples) / len(cwnd_samples))
+                 if cwnd_samples else conn.cc.cwnd,
+                 "cc": conn.config.cc},
+        "options": {"sack": conn.sack_ok, "timestamps": conn.ts_ok,
+                    "wscale": info["wscale"]},
+        "link": {"data_packets_sent": stats["ab"]["sent"],
+                 "data_packets_lost": stats["ab"]["dropped"],
+                 "ack_packets_sent": stats["ba"]["sent"],
+                 "ack_packets_lost": stats["ba"]["dropped"]},
+        "pcap": pcap,
+    }
 
 
-def run_demo(keep: str | None = None, seed: int = 8684) -> int:
-    """Build, write, decode and verify the exchange; 0 when every check holds."""
-    segments, keys = _build(random.Random(seed))
-    raws = [seg.to_bytes() for seg in segments]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(keep) if keep else Path(tmp) / "demo.pcap"
-        with PcapWriter(path) as w:
-            for i, raw in enumerate(raws):
-                w.write(raw, 1_800_000_000 + i * 0.001)
-        records = decode_pcap(path)
-        print(f"MPTCP v1 demo: {len(raws)} packets, keys A={keys['key_a']:#018x} "
-              f"B={keys['key_b']:#018x}, token(B)={token(keys['key_b']):#010x}\n")
-        for rec in records:
-            print(format_record(rec))
-        problems = _verify(records, keys)
-        problems += [f"packet {i}: bad TCP/IP checksum" for i, r in enumerate(raws)
-                     if not checksum_ok(r)]
-        for seg in segments:  # the DSS checksums, from the typed values
-            for opt in seg.tcp.options:
-                if isinstance(opt, Dss) and opt.checksum is not None and opt.ssn is not None \
-                        and opt.dsn is not None and opt.data_level_length is not None:
-                    body = seg.payload if opt.ssn else b""
-                    if not dss_checksum_ok(opt.dsn, opt.ssn, opt.data_level_length, body,
-                                           opt.checksum):
-                        problems.append("a DSS checksum does not verify")
-        tshark = shutil.which("tshark")
-        if tshark:
-            res = subprocess.run([tshark, "-r", str(path), "-z", "expert,warn", "-q"],
-                                 capture_output=True, text=True, check=False, timeout=60)
-            malformed = res.stdout.count("Malformed") + res.stdout.count("Bad checksum")
-            print(f"\ntshark read the capture: exit {res.returncode}, "
-                  f"{malformed} malformed/checksum warnings")
-            if res.returncode or malformed:
-                problems.append("tshark found problems:\n" + res.stdout + res.stderr)
-        else:
-            print("\ntshark not installed: skipped the independent read")
-    print("\nchecks: tokens, MP_JOIN and ADD_ADDR HMACs re-derived from the decoded fields, "
-          "DSS and TCP checksums verified")
-    for p in problems:
-        print("  PROBLEM:", p)
-    print("result:", "all checks passed" if not problems else f"{len(problems)} problem(s)")
-    if keep:
-        print(f"capture kept in {keep}")
-    return 1 if problems else 0
+def _ms(x: float | None) -> float | None:
+    return None if x is None else round(x * 1000, 3)
+
+
+def _print(r: dict[str, Any]) -> None:
+    p = r["path"]
+    rt = r["retransmissions"]
+    rtt = r["rtt"]
+    cw = r["cwnd"]
+    mss = cw["mss"]
+    print("mptcp-lab demo: one TCP bulk transfer between two of our Sans-IO stacks on the "
+          "in-process simulator")
+    print(f"  path      {p['client']} -> {p['server']}: {p['rate_mbit']:g} Mbit/s, RTT "
+          f"{p['rtt_ms']:g} ms, {p['loss_pct']:g} % random loss each way, queue "
+          f"{p['queue_packets']} packets")
+    print(f"  options   SACK {_yn(r['options']['sack'])}, timestamps "
+          f"{_yn(r['options']['timestamps'])}, window scale {r['options']['wscale']}, "
+          f"{cw['cc']}, MSS {mss}")
+    print(f"  bytes     sent {r['sent_bytes']:,}, received {r['received_bytes']:,}")
+    same = r["sha256_sent"] == r["sha256_received"] == r["sha256_expected"]
+    print(f"  sha256    sent     {r['sha256_sent']}")
+    print(f"            received {r['sha256_received']}  "
+          f"({'equal' if same else 'DIFFERENT'})")
+    print(f"  goodput   {r['goodput_mbit']:.2f} Mbit/s over {r['transfer_s']:.3f} s of "
+          f"virtual time (handshake {r['handshake_ms']:.1f} ms)")
+    print(f"  losses    link dropped {r['link']['data_packets_lost']} of "
+          f"{r['link']['data_packets_sent']} data packets and "
+          f"{r['link']['ack_packets_lost']} of {r['link']['ack_packets_sent']} ACKs")
+    print(f"  retrans   {rt['total']} segments (TcpRetransSegs) of {rt['segments_sent']} sent: "
+          f"fast recoveries {rt['fast']}, marked lost by RACK {rt['rack_lost']}, tail loss "
+          f"probes {rt['tlp']}, RTO expiries {rt['rto']}")
+    print(f"  RTT       srtt {rtt['srtt_ms']} ms, min_rtt {rtt['min_rtt_ms']} ms, "
+          f"rto {rtt['rto_ms']} ms")
+    print(f"  cwnd      mean {cw['mean_bytes'] / mss:.1f} segments, peak "
+          f"{cw['peak_bytes'] / mss:.1f}, final {cw['final_bytes'] / mss:.1f} "
+          f"(sampled every {SAMPLE_EVERY * 1000:g} ms)")
+    ratio = r["virtual_s"] / r["wall_s"] if r["wall_s"] else float("inf")
+    print(f"  time      {r['virtual_s']:.3f} s virtual, {r['wall_s']:.3f} s wall "
+          f"({ratio:.2f}x real time), {r['events']:,} simulator events")
+    cc = r["closed_clean"]
+    close = ("both sides closed cleanly (FIN handshake)" if cc["sender"] and cc["receiver"]
+             else f"not closed cleanly: {r['failure'] or 'unfinished'}")
+    print(f"  close     {close}")
+    if r["pcap"]:
+        print(f"  pcap      {r['pcap']} (every packet as sent by the hosts)")
+    print("result:", "transfer verified (sha256 equal, clean close)" if r["ok"]
+          else "FAILED")
+
+
+def _yn(b: object) -> str:
+    return "on" if b else "off"
 
 
 def _handler(args: argparse.Namespace) -> int:
-    return run_demo(args.pcap, args.seed)
+    if args.wire:
+        from interop.demo_wire import run_demo
+
+        return run_demo(args.pcap, args.seed if args.seed is not None else 8684)
+    if args.size < 0:
+        print("--size must be >= 0")
+        return 2
+    r = run_tcp_demo(size=args.size, rate_mbit=args.rate, rtt_ms=args.rtt,
+                     loss_pct=args.loss, queue=args.queue,
+                     seed=args.seed if args.seed is not None else 1, pcap=args.pcap)
+    if args.json:
+        print(json.dumps(r))
+    else:
+        _print(r)
+    return 0 if r["ok"] else 1
 
 
 def add_demo_parser(sub: Any) -> None:
     """Register ``mptcp-lab demo``."""
-    p = sub.add_parser("demo", help="the embedded demo (no root needed)")
-    p.add_argument("--pcap", help="keep the capture in this file")
-    p.add_argument("--seed", type=int, default=8684, help="seed for keys and nonces")
+    p = sub.add_parser("demo", help="the embedded demo: a TCP transfer on the simulator "
+                       "(--wire: the wire-codec MPTCP demo); no root needed")
+    p.add_argument("--wire", action="store_true",
+                   help="the wire-codec demo (MPTCP v1 + AccECN + TCP-ENO packets, decoded)")
+    p.add_argument("--pcap", help="write the packets to this pcap file")
+    p.add_argument("--seed", type=int, help="seed (TCP demo: 1; --wire: 8684)")
+    p.add_argument("--size", type=int, default=DEFAULT_SIZE, help="bytes to transfer")
+    p.add_argument("--rate", type=float, default=50.0, help="link rate, Mbit/s")
+    p.add_argument("--rtt", type=float, default=20.0, help="round-trip time, ms")
+    p.add_argument("--loss", type=float, default=0.5, help="random loss each way, %%")
+    p.add_argument("--queue", type=int, default=100, help="bottleneck queue, packets")
+    p.add_argument("--json", action="store_true", help="print one JSON object (TCP demo)")
     p.set_defaults(handler=_handler)

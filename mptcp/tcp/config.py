@@ -87,6 +87,11 @@ class TcpConfig:
     """16-byte server cookie key; None = drawn from the injected randomness."""
 
     # --- sending behaviour ---
+    header_prediction: bool = True
+    """Fast paths for the common segments of a bulk transfer -- receiving in-order data and
+    ACKs of new data (input.header_prediction), sending bursts of new data -- with the same
+    effects as the general code; False forces the general path (differential tests,
+    debugging).  Connections with extensions always take the general path."""
     nagle: bool = True
     """RFC 9293 §3.7.4 (RFC 896); False = TCP_NODELAY."""
     delayed_ack: bool = True

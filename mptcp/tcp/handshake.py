@@ -98,6 +98,7 @@ def _negotiate(c: TcpConnection, so: SynOptions, now: float, we_offered: dict[st
         c.snd_wscale = 0
         c.rcv_wscale = 0
     c.sack_ok = bool(we_offered.get("sack")) and so.sack
+    c.recvbuf.dsack = cfg.dsack and c.sack_ok  # no D-SACK (nor its counters) without SACK
     c.ts_ok = bool(we_offered.get("ts")) and so.ts is not None
     if c.ts_ok and so.ts is not None:
         c.ts_recent = so.ts.tsval
@@ -204,6 +205,7 @@ def build_syn(c: TcpConnection, now: float) -> Segment:
     else:
         # What we left out is not negotiated.
         c.ts_ok, c.sack_ok = want["ts"], want["sack"]
+        c.recvbuf.dsack = cfg.dsack and c.sack_ok
         if not want["ws"]:
             c.ws_ok = False
             c.snd_wscale = c.rcv_wscale = 0

@@ -15,6 +15,10 @@ timer on a retransmitted FIN).
 Choice (RFC 7323 §4.3 leaves the moment open): TS.Recent is updated after the segment passed
 the acceptability, RST and SYN checks (as Linux does), so an unacceptable segment cannot
 poison it.
+
+:func:`header_prediction` takes the in-order data segments and the ACKs of new data of an
+established connection past the general path, with the same effects
+(``TcpConfig.header_prediction``).
 """
 
 from __future__ import annotations
@@ -27,16 +31,19 @@ from mptcp.tcp.hooks import Verdict
 from mptcp.tcp.recvbuf import ReassemblyError
 from mptcp.tcp.state import CAN_RECEIVE, TcpState, Trigger
 from mptcp.wire.ip import ECN_CE
-from mptcp.wire.options import Sack, Timestamps
+from mptcp.wire.options import NOP, Sack, Timestamps
 from mptcp.wire.segment import Segment
-from mptcp.wire.tcp import ACK, CWR, ECE, FIN, RST, SYN, URG
+from mptcp.wire.tcp import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG
 
 if TYPE_CHECKING:
     from mptcp.tcp.connection import TcpConnection
 
-__all__ = ["run_segment_hooks", "segment_arrives", "process_text_and_fin", "pull_transformed"]
+__all__ = ["run_segment_hooks", "segment_arrives", "header_prediction", "process_text_and_fin",
+           "pull_transformed"]
 
 _HALF = 1 << 31
+_MASK = 0xFFFFFFFF
+_ESTABLISHED = TcpState.ESTABLISHED  # (an Enum member lookup costs ~0.1 us each time)
 
 
 def run_segment_hooks(c: TcpConnection, seg: Segment, now: float) -> bool:
@@ -100,6 +107,15 @@ def segment_arrives(c: TcpConnection, seg: Segment, now: float) -> None:
         flags &= ~SYN
         seq += 1
         seglen -= 1
+    # RFC 7323 §4.3 (2), placed before the acceptability test as in its Appendix D: an old
+    # duplicate (a retransmission after a lost ACK, Appendix H (f)(1)) refreshes TS.Recent,
+    # so the ACK it draws does not echo a stale TSval (an RTT sample inflated by the RTO)
+    if c.ts_ok and ts is not None and not rst and not flags & SYN \
+            and seq <= c.last_ack_sent and (
+                c.ts_recent_time is None
+                or ((ts.tsval - c.ts_recent) & 0xFFFFFFFF) < _HALF):
+        c.ts_recent = ts.tsval
+        c.ts_recent_time = now
     if not _acceptable(seq, seglen, rcv_nxt, wnd):
         if rst:
             return
@@ -143,12 +159,6 @@ def segment_arrives(c: TcpConnection, seg: Segment, now: float) -> None:
     if flags & SYN:
         output.challenge_ack(c, now, "TcpExtTCPSYNChallenge")
         return
-    # RFC 7323 §4.3 (2): TS.Recent
-    if c.ts_ok and ts is not None and seq <= c.last_ack_sent and (
-            c.ts_recent_time is None
-            or ((ts.tsval - c.ts_recent) & 0xFFFFFFFF) < _HALF):
-        c.ts_recent = ts.tsval
-        c.ts_recent_time = now
     # fifth: ACK
     if not flags & ACK:
         return
@@ -184,6 +194,91 @@ def segment_arrives(c: TcpConnection, seg: Segment, now: float) -> None:
         c.mib["TcpExtTCPUrgIgnored"] += 1  # RFC 6093: urgent data delivered inline
     if payload or flags & FIN:
         process_text_and_fin(c, seg, seq, now, payload, flags)
+
+
+def header_prediction(c: TcpConnection, seg: Segment, now: float) -> bool:
+    """The two commonest segments of an ESTABLISHED connection, handled without the general
+    path above (Van Jacobson's header prediction; the effects are exactly those of
+    :func:`segment_arrives`, which tests/tcp/test_header_prediction.py checks by running
+    scenarios both ways).  Returns False, having changed nothing, for any other segment.
+
+    Both shapes: flags ACK (PSH allowed), the options every segment of the connection
+    carries (NOP NOP TSopt with timestamps, none without) and PAWS passed (RFC 7323 §5.3),
+    SEG.SEQ = RCV.NXT with nothing queued out of order and no FIN seen, no extension
+    attached, classic ECN off, our FIN not queued, and SND.UNA =< SEG.ACK =< SND.NXT:
+
+    1. in-order data that fits the receive buffer (the receiver of a bulk transfer);
+    2. a pure ACK of new data, or an ACK of SND.UNA with nothing outstanding (not a
+       duplicate ACK, RFC 5681 §2) -- the sender.
+    """
+    tcp = seg.tcp
+    flags = tcp.flags
+    if flags | PSH != ACK | PSH or c.ecn_ok or c.read_shut:
+        return False
+    opts = tcp.options
+    ts: Timestamps | None = None
+    if c.ts_ok:
+        if len(opts) != 3 or opts[0] is not NOP or opts[1] is not NOP:
+            return False
+        ts = opts[2]  # type: ignore[assignment]
+        if type(ts) is not Timestamps:
+            return False
+    elif opts:
+        return False
+    rb = c.recvbuf
+    payload = seg.payload
+    n = len(payload)
+    room = rb.in_order_room()
+    if n > room or room < 0:
+        return False
+    seq = rb.rcv_nxt  # RCV.NXT: no FIN seen
+    if tcp.seq != (c.rcv.isn + seq) & _MASK or (n and c.rcv_adv <= seq):
+        return False  # not the next segment, or no window open (acceptability test)
+    snd_una = c.snd_una
+    acked = (tcp.ack - c.snd.isn - snd_una) & _MASK
+    if acked > c.snd_nxt - snd_una or c.sendbuf.fin_offset is not None:
+        return False
+    if not n and not acked and c.snd_nxt != snd_una:
+        return False  # possibly a duplicate ACK
+    if ts is not None:
+        tsval = ts.tsval
+        if c.ts_recent_time is not None and 0 < ((c.ts_recent - tsval) & _MASK) < _HALF:
+            return False  # PAWS
+        # RFC 7323 §4.3 (2)
+        if seq <= c.last_ack_sent and (
+                c.ts_recent_time is None or ((tsval - c.ts_recent) & _MASK) < _HALF):
+            c.ts_recent = tsval
+            c.ts_recent_time = now
+    # fifth: ACK (_process_ack without SACK blocks; never a duplicate ACK here)
+    ack = snd_una + acked
+    if not n and not acked:
+        c.mib["TcpExtTCPPureAcks"] += 1
+    if acked:
+        if ts is None or not recovery.fast_ack(c, ack, ts.tsecr, now):
+            recovery.on_ack(c, seg, ack, [], False, now)
+    elif not recovery.idle_ack(c):
+        recovery.on_ack(c, seg, ack, [], False, now)
+    if c.snd_wl1 < seq or (c.snd_wl1 == seq and c.snd_wl2 <= ack):
+        wnd = tcp.window << c.snd_wscale
+        old = c.snd_wnd
+        c.snd_wnd = wnd
+        c.snd_wl1 = seq
+        c.snd_wl2 = ack
+        if wnd > c.max_snd_wnd:
+            c.max_snd_wnd = wnd
+        if wnd > 0 and old == 0:
+            timers.window_opened(c, now)
+    if not n:
+        return True
+    if c._state is not _ESTABLISHED:
+        process_text_and_fin(c, seg, seq, now, payload, flags)
+        return True
+    # seventh: segment text, in order (process_text_and_fin's path for it)
+    rb.append(payload)
+    if not c.ack_now:
+        _delay_ack(c, n, now)
+    c.events.append(DataReceived(n))  # emit(): no extension is listening
+    return True
 
 
 def _acceptable(seq: int, seglen: int, rcv_nxt: int, wnd: int) -> bool:

@@ -16,6 +16,10 @@
 - RSTs: RFC 9293 §3.10.7.1 (no connection: never answer a RST; <SEQ=SEG.ACK><CTL=RST> if the
   segment has ACK, else <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>), RFC 7323 §5.2
   (timestamps in a RST answering a segment that had them: TSval 0, TSecr = its TSval).
+
+Cost: segments are built with ``tuple.__new__``; the IP header of a connection is built once
+per ECN codepoint; a burst of new data computes what its segments share (options, ACK field,
+window) once (:func:`_send_new`), and a pure ACK without SACK blocks is built inline.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from mptcp.tcp import handshake, recovery, timers
 from mptcp.tcp.events import Retransmitted
 from mptcp.tcp.hooks import MAX_OPTION_SPACE, HookError, OutHeader, SegmentKind
 from mptcp.tcp.state import TcpState
-from mptcp.wire.ip import ECN_ECT0, ECN_NOT_ECT, ipv4, ipv6
+from mptcp.wire.ip import ECN_ECT0, ECN_NOT_ECT, IPHeader, ipv4, ipv6
 from mptcp.wire.options import NOP, Sack, TcpOption, Timestamps, serialize_options
 from mptcp.wire.segment import Segment
 from mptcp.wire.tcp import ACK, CWR, ECE, FIN, PSH, RST, SYN, TcpHeader
@@ -38,12 +42,20 @@ if TYPE_CHECKING:
 __all__ = [
     "Plan", "rst_for", "closed_reply", "queue_rst", "challenge_ack", "plan_options",
     "assemble", "collect", "after_read", "send_range", "window_field", "own_options",
-    "max_payload",
+    "max_payload", "ip_header",
 ]
 
 _MASK = 0xFFFFFFFF
-_SENDING = frozenset({TcpState.ESTABLISHED, TcpState.CLOSE_WAIT, TcpState.FIN_WAIT_1,
-                      TcpState.CLOSING, TcpState.LAST_ACK})
+_new = tuple.__new__
+_SENDING = (TcpState.ESTABLISHED, TcpState.CLOSE_WAIT, TcpState.FIN_WAIT_1,
+            TcpState.CLOSING, TcpState.LAST_ACK)  # a tuple: ``in`` tests identity first
+_NEW_DATA_STATES = (TcpState.ESTABLISHED, TcpState.CLOSE_WAIT)
+_NO_ACK_STATES = (TcpState.CLOSED, TcpState.SYN_SENT, TcpState.LISTEN)
+# Members read once: ``TcpState.X`` costs a lookup through the Enum metaclass each time
+_ESTABLISHED = TcpState.ESTABLISHED
+_SYN_RECEIVED = TcpState.SYN_RECEIVED
+_DATA = SegmentKind.DATA
+_ACK = SegmentKind.ACK
 
 
 class Plan(NamedTuple):
@@ -145,8 +157,14 @@ def plan_options(c: TcpConnection, kind: SegmentKind) -> Plan:
     ts = c.ts_ok
     blocks = 0
     if c.sack_ok:
-        n = len(c.recvbuf.sacked_ranges()) + (1 if c.dsack_pending else 0)
+        n = c.recvbuf.ooo_ranges + (1 if c.dsack_pending else 0)
         blocks = min(n, 3 if ts else 4)
+    if not blocks and not c.ext_opts:
+        if kind is _DATA:  # (identity tests: hashing an Enum runs Python code)
+            return _PLAN_DATA_TS if ts else _PLAN_DATA
+        if kind is _ACK:
+            return _PLAN_ACK_TS if ts else _PLAN_ACK
+        return _PLANS[kind, ts]
     reserve = 0
     if c.ext_opts:
         reserve = sum(e.option_space(c, kind) for e in c.ext_opts)
@@ -167,7 +185,18 @@ def plan_options(c: TcpConnection, kind: SegmentKind) -> Plan:
     return Plan(kind, ts, blocks, reserve, own + ((reserve + 3) & ~3))
 
 
+_PLANS = {(kind, ts): Plan(kind, ts, 0, 0, 12 if ts else 0)
+          for kind in SegmentKind for ts in (False, True)}
+"""The plans without SACK blocks and extensions (the commonest), built once."""
+_PLAN_DATA, _PLAN_DATA_TS = _PLANS[SegmentKind.DATA, False], _PLANS[SegmentKind.DATA, True]
+_PLAN_ACK, _PLAN_ACK_TS = _PLANS[SegmentKind.ACK, False], _PLANS[SegmentKind.ACK, True]
+
+
 def own_options(c: TcpConnection, plan: Plan, now: float) -> tuple[list[TcpOption], int]:
+    if not plan.sack_blocks:  # the common case: timestamps or nothing
+        if plan.ts:
+            return [NOP, NOP, _new(Timestamps, (c.tsval(now), c.ts_recent))], 12
+        return [], 0
     opts: list[TcpOption] = []
     size = 0
     if plan.ts:
@@ -203,7 +232,7 @@ def assemble(
     ``opts`` / ``size`` the engine's options; extension options and header hooks are applied
     here (hooks 3 and 4)."""
     if seq32 is None:
-        seq32 = c.snd.seq(seq or 0)
+        seq32 = (c.snd.isn + (seq or 0)) & _MASK
     if c.ext_opts or c.ext_hdr:
         hdr = OutHeader(kind, flags, ecn, seq or 0, len(payload), retrans)
         if c.ext_opts:
@@ -222,43 +251,68 @@ def assemble(
             ext.on_header(c, hdr)
         flags = (flags & ~0x1C0) | (hdr.flags & 0x1C0)
         ecn = hdr.ecn & 3
-    if ack32 is None:
-        ack32 = c.rcv.seq(c.rcv_nxt) if flags & ACK else 0
     if flags & ACK:
-        c.last_ack_sent = c.rcv_nxt
+        rcv_nxt = c.rcv_nxt
+        if ack32 is None:
+            ack32 = (c.rcv.isn + rcv_nxt) & _MASK
+        c.last_ack_sent = rcv_nxt
+    elif ack32 is None:
+        ack32 = 0
     if window is None:
         window = window_field(c)
-    la, lp = c.local
-    ra, rp = c.remote
+    ip = c.ip_headers.get(ecn)
+    if ip is None:
+        ip = c.ip_headers[ecn] = ip_header(c, ecn)
+    return _new(Segment, (ip, _new(TcpHeader, (c.local[1], c.remote[1], seq32, ack32, flags,
+                                               window, 0, 0, tuple(opts))), payload))
+
+
+def ip_header(c: TcpConnection, ecn: int) -> IPHeader:
+    """The IP header of every segment ``c`` sends with this ECN codepoint (immutable: the
+    connection keeps one per codepoint in ``ip_headers``)."""
+    la = c.local[0]
+    ra = c.remote[0]
     tos = c.config.tos | ecn
-    ip = (ipv6(la, ra, traffic_class=tos, hop_limit=c.config.ttl) if c.ipv6
-          else ipv4(la, ra, tos=tos, ttl=c.config.ttl))
-    return Segment(ip, TcpHeader(lp, rp, seq32, ack32, flags, window, 0, 0, tuple(opts)),
-                   payload)
+    return (ipv6(la, ra, traffic_class=tos, hop_limit=c.config.ttl) if c.ipv6
+            else ipv4(la, ra, tos=tos, ttl=c.config.ttl))
 
 
 # --------------------------------------------------------------------------- sending ------
 def collect(c: TcpConnection, now: float) -> list[Segment]:
     """Everything due now: queued control segments, SYN / SYN-ACK, data, the pending ACK."""
     out = c.outq
+    st = c._state
+    if not (out or c.ack_now or c.need_syn) and st is _ESTABLISHED \
+            and c.snd_nxt >= c.sendbuf.seq_end() and not c.rec.lost:
+        return []  # nothing queued, due or sendable: what the general path finds
     c.outq = []
-    st = c.state
     if c.need_syn and st in (TcpState.SYN_SENT, TcpState.SYN_RECEIVED):
         out.append(handshake.build_syn(c, now))
     elif st in _SENDING:
         _send_data(c, now, out)
-    if c.ack_now and c.irs is not None and st not in (TcpState.CLOSED, TcpState.SYN_SENT,
-                                                       TcpState.LISTEN):
+    if c.ack_now and c.irs is not None and st not in _NO_ACK_STATES:
         _send_ack(c, now, out)
     return out
 
 
 def _send_ack(c: TcpConnection, now: float, out: list[Segment]) -> None:
-    plan = plan_options(c, SegmentKind.ACK)
-    opts, size = own_options(c, plan, now)
+    plan = plan_options(c, _ACK)
     flags = ACK | (ECE if c.ece_pending else 0)
-    seq = c.snd_nxt if c.state is not TcpState.SYN_RECEIVED else 1
-    out.append(assemble(c, SegmentKind.ACK, seq, flags, opts, size, b"", False, now))
+    seq = c.snd_nxt if c._state is not _SYN_RECEIVED else 1
+    if plan.sack_blocks or c.ext_hdr or c.ext_opts:
+        opts, size = own_options(c, plan, now)
+        out.append(assemble(c, _ACK, seq, flags, opts, size, b"", False, now))
+    else:  # own_options() and assemble() for their commonest case, inline
+        rcv_nxt = c.rcv_nxt
+        c.last_ack_sent = rcv_nxt
+        ip = c.ip_headers.get(ECN_NOT_ECT)
+        if ip is None:
+            ip = c.ip_headers[ECN_NOT_ECT] = ip_header(c, ECN_NOT_ECT)
+        out.append(_new(Segment, (ip, _new(TcpHeader, (
+            c.local[1], c.remote[1], (c.snd.isn + seq) & _MASK, (c.rcv.isn + rcv_nxt) & _MASK,
+            flags, window_field(c), 0, 0,
+            (NOP, NOP, _new(Timestamps, (c.tsval(now), c.ts_recent))) if plan.ts else ())),
+            b"")))
     _acked(c)
 
 
@@ -329,16 +383,31 @@ def _send_data(c: TcpConnection, now: float, out: list[Segment]) -> None:
     unsent = sb.end - c.snd_nxt
     if unsent <= 0 and not fin_unsent and not c.rec.has_work():
         return
-    plan = plan_options(c, SegmentKind.DATA)
+    plan = plan_options(c, _DATA)
     mss = max_payload(c, plan)
     # 1. retransmissions (loss recovery, RTO, TLP): recovery.py decides, cwnd permitting
     recovery.retransmit(c, now, out, plan, mss)
-    if c.state not in (TcpState.ESTABLISHED, TcpState.CLOSE_WAIT) and not fin_unsent:
+    if c._state not in _NEW_DATA_STATES and not fin_unsent:
         return
     # 2. new data (RFC 9293 §3.8.6.2.1 and §3.7.4)
     nxt_before = c.snd_nxt
     gso = c.config.gso_size
     seg_max = mss if gso is None else max(mss, (gso // mss) * mss)
+    if fin_at is None and c.fast_path and not (c.ecn_ok or c.ece_pending or plan.sack_blocks):
+        _send_new(c, now, out, plan, mss, seg_max)
+    else:
+        _send_new_general(c, now, out, plan, mss, seg_max)
+    if c.snd_nxt < sb.end and c.snd_wnd == 0 and c.snd_nxt == c.snd_una:
+        timers.arm_persist(c, now)
+    recovery.after_send(c, now, c.snd_nxt > nxt_before)
+
+
+def _send_new_general(c: TcpConnection, now: float, out: list[Segment], plan: Plan, mss: int,
+                      seg_max: int) -> None:
+    """New data segment by segment (RFC 9293 §3.8.6.2.1 sender SWS avoidance, §3.7.4 Nagle,
+    bounded by the peer's window and cwnd; a FIN rides on the last segment)."""
+    sb = c.sendbuf
+    fin_at = sb.fin_offset
     while True:
         unsent = sb.end - c.snd_nxt
         fin_unsent = fin_at is not None and c.snd_nxt <= fin_at
@@ -369,9 +438,84 @@ def _send_data(c: TcpConnection, now: float, out: list[Segment]) -> None:
             end += 1  # the FIN rides on the last data segment
         if not send_range(c, c.snd_nxt, end, now, out, plan, None):
             break
-    if c.snd_nxt < sb.end and c.snd_wnd == 0 and c.snd_nxt == c.snd_una:
-        timers.arm_persist(c, now)
-    recovery.after_send(c, now, c.snd_nxt > nxt_before)
+
+
+def _send_new(c: TcpConnection, now: float, out: list[Segment], plan: Plan, mss: int,
+              seg_max: int) -> None:
+    """The loop of :func:`_send_data` over new data when every segment of the burst gets the
+    same header but for SEQ and PSH: no FIN queued, no extension, no ECN marks, no SACK
+    blocks.  Decisions (windows, SWS avoidance, Nagle, super-segment sizes) and effects are
+    those of that loop with :func:`send_range`; the invariant parts of the segments (IP
+    header, options, ACK field, window) are computed once."""
+    sb = c.sendbuf
+    r = c.rec
+    scoreboard = c.sb
+    data_end = sb.end
+    nxt = c.snd_nxt
+    if nxt >= data_end:
+        return
+    snd_una = c.snd_una
+    right = snd_una + c.snd_wnd
+    cwnd = c.cc.cwnd
+    newreno = not c.sack_ok
+    nagle = c.config.nagle
+    half_max_wnd = c.max_snd_wnd // 2
+    isn = c.snd.isn
+    sent = 0
+    opts: tuple[TcpOption, ...] = ()
+    hdr: tuple[int, ...] = ()
+    ip: IPHeader | None = None
+    while True:
+        unsent = data_end - nxt
+        if unsent <= 0:
+            break
+        wnd_left = right - nxt
+        cwnd_left = (cwnd + r.inflate + r.limited - (nxt - snd_una)) if newreno \
+            else cwnd - r.pipe
+        want = unsent if unsent < seg_max else seg_max
+        n = min(want, wnd_left, cwnd_left)
+        if n <= 0:
+            break
+        if n < min(unsent, mss):
+            # Window- or cwnd-limited runt: sender SWS avoidance (§3.8.6.2.1)
+            if n < cwnd_left and wnd_left < want:
+                if not (nxt == snd_una or n >= half_max_wnd):
+                    break
+            else:
+                break
+        elif n < mss and nagle and nxt != snd_una:
+            break  # Nagle (§3.7.4)
+        if n > mss and n % mss and n < unsent:
+            n -= n % mss
+        end = nxt + n
+        if ip is None:  # the first segment: what assemble() computes for each
+            opts = tuple(own_options(c, plan, now)[0])
+            rcv_nxt = c.rcv_nxt
+            c.last_ack_sent = rcv_nxt
+            window = window_field(c)
+            ip = c.ip_headers.get(ECN_NOT_ECT)
+            if ip is None:
+                ip = c.ip_headers[ECN_NOT_ECT] = ip_header(c, ECN_NOT_ECT)
+            hdr = (c.local[1], c.remote[1], (c.rcv.isn + rcv_nxt) & _MASK)
+        elif window == 0:
+            c.mib["TcpExtTCPWantZeroWindowAdv"] += 1  # window_field() for each segment
+        lp, rp, ack32 = hdr
+        out.append(_new(Segment, (ip, _new(TcpHeader, (
+            lp, rp, (isn + nxt) & _MASK, ack32, ACK | PSH if end >= data_end else ACK,
+            window, 0, 0, opts)), sb.peek(nxt, n))))
+        c.snd_nxt = end
+        scoreboard.on_transmit(nxt, end, None)
+        r.on_transmit(nxt, end, now, False)
+        if c.t_rto is None:
+            timers.arm_rto_if_stopped(c, now)
+        nxt = end
+        sent += 1
+    if sent:
+        _acked(c)
+        c.last_send = now
+        mib = c.mib
+        mib["TcpOutSegs"] += sent
+        mib["TcpExtTCPOrigDataSent"] += sent
 
 
 def after_read(c: TcpConnection) -> None:

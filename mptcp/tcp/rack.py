@@ -107,13 +107,14 @@ class MinRttFilter:
     """Windowed minimum of RTT samples (RFC 8985 §6.2 step 1): exact per bucket of
     ``window / 4`` seconds, so a path change is forgotten after at most ``window`` seconds."""
 
-    __slots__ = ("_buckets", "window")
+    __slots__ = ("_buckets", "_min", "window")
 
     def __init__(self, window: float) -> None:
         if not window > 0:
             raise RackError(f"min_RTT window must be positive, not {window}")
         self.window = window
         self._buckets: deque[tuple[int, float]] = deque()  # (bucket index, min in bucket)
+        self._min: float | None = None  # min over the buckets (they change in update only)
 
     def update(self, rtt: float, now: float) -> float:
         """Add a sample; returns the windowed minimum."""
@@ -126,12 +127,14 @@ class MinRttFilter:
             b.append((idx, rtt))
         while b[0][0] <= idx - _BUCKETS:
             b.popleft()
-        return min(m for _, m in b)
+        m = b[0][1] if len(b) == 1 else min(m for _, m in b)
+        self._min = m
+        return m
 
     @property
     def value(self) -> float | None:
         """The current minimum (None before any sample)."""
-        return min(m for _, m in self._buckets) if self._buckets else None
+        return self._min
 
 
 class Rack:
@@ -196,33 +199,49 @@ class Rack:
         ``tsecr_ts`` is the time (in ``now``'s clock, rounded *up* to the end of its TSval
         clock tick) at which the TSval this ACK echoes was sent; None without timestamps.
         """
+        # The RFC's loop visits the segments in transmission order; its outcome is the
+        # RACK.rtt of the last one that qualifies and RACK.xmit_ts / end_seq moved to it if
+        # it was sent after the current RACK segment: one pass finds that segment.
         min_rtt = self._min_rtt.value
-        for seg in sorted(delivered, key=lambda s: (s.xmit_ts, s.end_seq)):
+        best: RackSegment | None = None
+        best_ts = 0.0
+        best_end = 0
+        for seg in delivered:
             xmit = seg.xmit_ts
             if xmit == INFINITE_TS:
                 continue  # marked lost and not retransmitted since: no timing information
-            rtt = now - xmit
             if seg.retransmitted:
                 if tsecr_ts is not None and tsecr_ts < xmit:
                     continue  # acknowledges an earlier transmission
-                if min_rtt is None or rtt < min_rtt:
+                if min_rtt is None or now - xmit < min_rtt:
                     continue  # too fast to be for the last retransmission
-            self.rtt = rtt
-            if self.xmit_ts is None or sent_after(xmit, seg.end_seq, self.xmit_ts,
-                                                  self.end_seq):
-                self.xmit_ts = xmit
-                self.end_seq = seg.end_seq
+            if best is None or xmit > best_ts or (xmit == best_ts and seg.end_seq > best_end):
+                best, best_ts, best_end = seg, xmit, seg.end_seq
+        if best is None:
+            return
+        self.rtt = now - best_ts
+        if self.xmit_ts is None or sent_after(best_ts, best_end, self.xmit_ts, self.end_seq):
+            self.xmit_ts = best_ts
+            self.end_seq = best_end
 
     # --- step 3 ------------------------------------------------------------------------------
     def detect_reordering(self, delivered: Iterable[RackSegment]) -> bool:
         """Step 3 ``RACK_detect_reordering()``; returns RACK.reordering_seen."""
-        for seg in sorted(delivered, key=lambda s: s.end_seq):
-            if seg.end_seq > self.fack:
-                self.fack = seg.end_seq
-            elif seg.end_seq < self.fack and not seg.retransmitted:
-                if not self.reordering_seen:
-                    self._bump("TcpExtTCPSACKReorder")
-                self.reordering_seen = True
+        # In end_seq order (the RFC's loop) RACK.fack only grows, so a segment is below it
+        # exactly when it is below RACK.fack as it was before this ACK: no sorting needed.
+        fack = high = self.fack
+        reordered = False
+        for seg in delivered:
+            end = seg.end_seq
+            if end > high:
+                high = end
+            elif end < fack and not seg.retransmitted:
+                reordered = True
+        self.fack = high
+        if reordered:
+            if not self.reordering_seen:
+                self._bump("TcpExtTCPSACKReorder")
+            self.reordering_seen = True
         return self.reordering_seen
 
     # --- step 4 ------------------------------------------------------------------------------

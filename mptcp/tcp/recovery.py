@@ -24,17 +24,22 @@ ends the episode when cumulatively acknowledged (RFC 6582 §3.2 step 3).
 RTT samples (RFC 6298 §3 Karn, RFC 7323 §4 RTTM): from TSecr when timestamps are on and the
 ACK advanced SND.UNA, else from the newest cumulatively acknowledged segment that was never
 retransmitted.
+
+Cost: the in-flight records are an append-only list with lazy deletion (leaving the flight is
+O(1), RACK's walk from the oldest skips departed records once), so an ACK of a loss-free
+transfer costs O(segments it acknowledges); :func:`fast_ack` and :func:`idle_ack` are the
+paths of the commonest ACKs (header prediction, input.py) with the effects of :func:`on_ack`.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from mptcp.tcp import output, timers
 from mptcp.tcp.events import DataAcked
 from mptcp.tcp.rack import INFINITE_TS, Rack, TlpAck, TlpProbe
-from mptcp.tcp.rtt import expected_samples
 from mptcp.tcp.scoreboard import AckOutcome
 from mptcp.wire.options import Timestamps
 
@@ -44,6 +49,7 @@ if TYPE_CHECKING:
     from mptcp.wire.segment import Segment
 
 __all__ = ["TxSeg", "RecoveryState", "cwnd_room", "retransmit", "after_send", "on_ack",
+           "ack_is_idle", "on_idle_ack", "idle_ack", "fast_ack",
            "on_rto", "on_tlp_timer", "on_reorder_timer", "ecn_echo", "handshake_rtt",
            "after_establish"]
 
@@ -51,7 +57,7 @@ __all__ = ["TxSeg", "RecoveryState", "cwnd_room", "retransmit", "after_send", "o
 class TxSeg:
     """One transmitted range (RFC 8985 §5.2 per-segment variables, plus SACK / loss marks)."""
 
-    __slots__ = ("end_seq", "lost", "retransmitted", "sacked", "start", "xmit_ts")
+    __slots__ = ("end_seq", "flight_at", "lost", "retransmitted", "sacked", "start", "xmit_ts")
 
     def __init__(self, start: int, end: int, now: float, retransmitted: bool) -> None:
         self.start = start
@@ -60,6 +66,7 @@ class TxSeg:
         self.retransmitted = retransmitted
         self.lost = False
         self.sacked = False
+        self.flight_at = -1  # index of its entry in RecoveryState.flight; -1: not in flight
 
     def __repr__(self) -> str:
         marks = "".join(m for m, f in (("R", self.retransmitted), ("L", self.lost),
@@ -75,8 +82,15 @@ class RecoveryState:
         cfg = c.config
         self.segs: list[TxSeg] = []  # outstanding, by sequence, contiguous
         self.starts: list[int] = []
-        self.in_flight: dict[TxSeg, None] = {}  # not SACKed and not lost: in xmit order
-        self.pipe = 0  # bytes of in_flight
+        # In flight = neither SACKed nor lost, in transmission order.  An append-only list
+        # whose entry i is live when ``flight[i].flight_at == i`` (a segment leaving the
+        # flight, or sent again, leaves a dead entry behind), compacted now and then: leaving
+        # is O(1) and walking from the oldest (RACK, RFC 8985 §6.2 step 5) skips the dead
+        # prefix once -- no per-ACK scan of departed records.
+        self.flight: list[TxSeg] = []
+        self.flight_head = 0  # entries before it are dead
+        self.flight_live = 0
+        self.pipe = 0  # bytes in flight
         self.lost: dict[TxSeg, None] = {}  # marked lost, not retransmitted since
         self.sacked_segs = 0
         self.rack = Rack(counters=c.mib, dup_thresh=cfg.dupthresh)
@@ -100,9 +114,12 @@ class RecoveryState:
 
     def reset(self, at: int) -> None:
         """Forget every record (the sender rewound SND.NXT to ``at``)."""
+        for seg in self.segs:
+            seg.flight_at = -1
         self.segs.clear()
         self.starts.clear()
-        self.in_flight.clear()
+        self.flight.clear()
+        self.flight_head = self.flight_live = 0
         self.lost.clear()
         self.pipe = 0
         self.sacked_segs = 0
@@ -115,6 +132,38 @@ class RecoveryState:
 
     def has_work(self) -> bool:
         return bool(self.lost)
+
+    # ----------------------------------------------------------------- flight ------------
+    def in_flight(self) -> Iterator[TxSeg]:
+        """The segments in flight, oldest transmission first."""
+        fl = self.flight
+        i = self.flight_head
+        n = len(fl)
+        while i < n and fl[i].flight_at != i:
+            i += 1
+        self.flight_head = i
+        while i < n:
+            seg = fl[i]
+            if seg.flight_at == i:
+                yield seg
+            i += 1
+
+    def _enter_flight(self, seg: TxSeg) -> None:
+        fl = self.flight
+        if len(fl) > 64 and len(fl) > 2 * self.flight_live:
+            self._rebuild_flight(list(self.in_flight()))
+            fl = self.flight
+        seg.flight_at = len(fl)
+        fl.append(seg)
+        self.flight_live += 1
+        self.pipe += seg.end_seq - seg.start
+
+    def _rebuild_flight(self, live: list[TxSeg]) -> None:
+        for i, seg in enumerate(live):
+            seg.flight_at = i
+        self.flight = live
+        self.flight_head = 0
+        self.flight_live = len(live)
 
     # ----------------------------------------------------------------- records -----------
     def _split(self, at: int) -> None:
@@ -130,9 +179,9 @@ class RecoveryState:
         seg.end_seq = at
         self.segs.insert(k + 1, new)
         self.starts.insert(k + 1, at)
-        if seg in self.in_flight:
-            items = sorted([*self.in_flight, new], key=lambda s: (s.xmit_ts, s.start))
-            self.in_flight = dict.fromkeys(items)
+        if seg.flight_at >= 0:
+            items = sorted([*self.in_flight(), new], key=lambda s: (s.xmit_ts, s.start))
+            self._rebuild_flight(items)
         if seg in self.lost:
             self.lost[new] = None
         if seg.sacked:
@@ -152,8 +201,9 @@ class RecoveryState:
         return out
 
     def _leave_flight(self, seg: TxSeg) -> None:
-        if seg in self.in_flight:
-            del self.in_flight[seg]
+        if seg.flight_at >= 0:
+            seg.flight_at = -1
+            self.flight_live -= 1
             self.pipe -= seg.end_seq - seg.start
 
     def on_transmit(self, start: int, end: int, now: float, retrans: bool) -> None:
@@ -163,8 +213,7 @@ class RecoveryState:
             seg = TxSeg(start, end, now, retrans)
             segs.append(seg)
             self.starts.append(start)
-            self.in_flight[seg] = None
-            self.pipe += end - start
+            self._enter_flight(seg)
             return
         for seg in self._range(start, end):
             self._leave_flight(seg)
@@ -173,8 +222,7 @@ class RecoveryState:
             seg.xmit_ts = now
             seg.retransmitted = True
             if not seg.sacked:
-                self.in_flight[seg] = None
-                self.pipe += seg.end_seq - seg.start
+                self._enter_flight(seg)
         if end > segs[-1].end_seq:  # a retransmission reaching into new data
             self.on_transmit(segs[-1].end_seq, end, now, False)
 
@@ -188,18 +236,24 @@ class RecoveryState:
 
     def cum_ack(self, ack: int) -> list[TxSeg]:
         """Drop the records below ``ack``; returns those newly delivered."""
-        self._split(ack)
         segs = self.segs
-        k = 0
-        while k < len(segs) and segs[k].end_seq <= ack:
-            k += 1
+        starts = self.starts
+        k = bisect_left(starts, ack)  # records are contiguous: those starting below end there
+        if k and segs[k - 1].end_seq > ack:  # ``ack`` inside a record: make it a boundary
+            self._split(ack)
+            k = bisect_left(starts, ack)
         done = segs[:k]
         del segs[:k]
-        del self.starts[:k]
+        del starts[:k]
         delivered = []
+        lost = self.lost
         for seg in done:
-            self._leave_flight(seg)
-            self.lost.pop(seg, None)
+            if seg.flight_at >= 0:
+                seg.flight_at = -1
+                self.flight_live -= 1
+                self.pipe -= seg.end_seq - seg.start
+            if lost:
+                lost.pop(seg, None)
             if seg.sacked:
                 self.sacked_segs -= 1
             else:
@@ -234,6 +288,47 @@ def _reduce(c: TcpConnection, now: float, reason: str) -> bool:
     if done:
         c.cc_recover = c.snd_nxt
     return done
+
+
+def idle_ack(c: TcpConnection) -> bool:
+    """:func:`on_idle_ack` if :func:`ack_is_idle` (one call for both); False, having done
+    nothing, otherwise."""
+    r = c.rec
+    if c.snd_nxt != c.snd_una or r.fast_recovery or r.rack.tlp_end_seq is not None \
+            or not c.sb.quiet:
+        return False
+    if c.sack_ok and c.config.recovery == "rack":
+        rack = r.rack
+        if rack.dsack_round is not None and c.snd_una >= rack.dsack_round:
+            rack.dsack_round = None
+        rack.compute_reo_wnd(r.fast_recovery, r.sacked_segs, c.rtt.srtt)
+        c.t_reorder = None
+    return True
+
+
+def ack_is_idle(c: TcpConnection) -> bool:
+    """Whether :func:`on_ack` for an ACK of SND.UNA without SACK blocks that is no duplicate
+    ACK would only do what :func:`on_idle_ack` does: nothing outstanding, no recovery, no
+    TLP episode, an empty scoreboard."""
+    r = c.rec
+    sb = c.sb
+    return (c.snd_nxt == c.snd_una and not r.fast_recovery and r.rack.tlp_end_seq is None
+            and not sb.in_recovery and not sb.sack_ranges)
+
+
+def on_idle_ack(c: TcpConnection) -> None:
+    """``on_ack(c, seg, c.snd_una, [], False, now)`` when :func:`ack_is_idle` (the receiving
+    side of a one-way transfer, for every data segment): with no segment delivered and none
+    in flight only RACK's D-SACK round, reo_wnd (RFC 8985 §6.2 step 4) and the reordering
+    timer (step 5: nothing left to wait for) are touched."""
+    if not c.sack_ok or c.config.recovery != "rack":
+        return  # NewReno / RFC 6675: nothing changes
+    r = c.rec
+    rack = r.rack
+    if rack.dsack_round is not None and c.snd_una >= rack.dsack_round:
+        rack.dsack_round = None
+    rack.compute_reo_wnd(r.fast_recovery, r.sacked_segs, c.rtt.srtt)
+    c.t_reorder = None
 
 
 def handshake_rtt(c: TcpConnection, seg: Segment, now: float) -> None:
@@ -277,7 +372,9 @@ def after_send(c: TcpConnection, now: float, sent_new: bool) -> None:
 
 def _arm_tlp(c: TcpConnection, now: float) -> None:
     r = c.rec
-    if not (c.config.tlp and r.mode == "rack") or c.snd_nxt == c.snd_una \
+    cfg = c.config
+    flight = c.snd_nxt - c.snd_una
+    if not (cfg.tlp and c.sack_ok and cfg.recovery == "rack") or not flight \
             or c.snd_wnd == 0:
         c.t_tlp = None
         return
@@ -289,8 +386,7 @@ def _arm_tlp(c: TcpConnection, now: float) -> None:
                               r.sacked_segs):
         c.t_tlp = None
         return
-    one = c.flight_size <= c.smss
-    pto = r.rack.pto(now, c.rtt.srtt, one, c.t_rto)
+    pto = r.rack.pto(now, c.rtt.srtt, flight <= c.smss, c.t_rto)
     c.t_tlp = now + pto
 
 
@@ -335,8 +431,9 @@ def on_ack(c: TcpConnection, seg: Segment, ack: int, blocks: list[tuple[int, int
         ts_rtt = _ts_rtt(c, seg, now)
         if ts_rtt is not None:
             rtt = ts_rtt
-            c.rtt.sample(rtt, now, from_timestamp=True,
-                         expected_samples=expected_samples(max(c.flight_size, 1), c.smss))
+            # RFC 7323 Appendix G: ExpectedSamples = ceiling(FlightSize / (SMSS * 2))
+            c.rtt.sample(rtt, now, from_timestamp=True, expected_samples=max(
+                1, -(-max(c.snd_nxt - c.snd_una, 1) // (2 * c.smss))))
         else:
             timed = [s for s in delivered if s.xmit_ts != INFINITE_TS]
             if timed:
@@ -353,17 +450,19 @@ def on_ack(c: TcpConnection, seg: Segment, ack: int, blocks: list[tuple[int, int
         c.mib["TcpExtTCPHPAcks"] += 1
         if c.ext_evt:
             c.notify(DataAcked(ack, freed))
-        c.notify_send_space()
+        if c.sendbuf_was_full:
+            c.notify_send_space()
     # SACK scoreboard (offsets from 1: the SYN is not in it)
     outcome: AckOutcome | None = None
     if c.snd_una >= 1:
-        outcome = c.sb.on_ack(max(ack, c.sb.snd_una), blocks)
+        sb = c.sb
+        outcome = sb.on_ack(max(ack, sb.snd_una), blocks)
         if outcome.sacked:
             delivered += r.sack(outcome.sacked)
             c.mib["TcpExtTCPSackShifted"] += len(outcome.sacked)
     dsack = outcome.dsack if outcome is not None else None
-    in_flight_before = c.flight_size
-    mode = r.mode
+    in_flight_before = c.snd_nxt - c.snd_una
+    mode = c.config.recovery if c.sack_ok else "newreno"
     if mode == "newreno":
         _newreno(c, acked, dupack, now)
     else:
@@ -390,6 +489,58 @@ def on_ack(c: TcpConnection, seg: Segment, ack: int, blocks: list[tuple[int, int
             timers.arm_rto(c, now)  # §5.3
             c.t_tlp = None
             _arm_tlp(c, now)
+
+
+def fast_ack(c: TcpConnection, ack: int, tsecr: int, now: float) -> bool:
+    """:func:`on_ack` for an ACK of new data (SND.UNA < ack =< SND.NXT) without SACK blocks,
+    echoing ``tsecr``, in the common state: RACK-TLP, no recovery, nothing SACKed or lost, no
+    TLP episode or D-SACK round, no congestion episode to end, no extension listening.  The
+    same effects in the same order, minus the branches that state makes idle.  Returns False,
+    having changed nothing, when it does not apply (then on_ack must be called)."""
+    r = c.rec
+    rack = r.rack
+    sb = c.sb
+    cfg = c.config
+    if not (c.sack_ok and cfg.recovery == "rack") or r.fast_recovery or r.lost \
+            or r.sacked_segs or rack.tlp_end_seq is not None \
+            or rack.dsack_round is not None or c.cc_recover is not None or c.ext_evt \
+            or not sb.quiet:
+        return False
+    ticks = (c.tsval(now) - tsecr) & 0xFFFFFFFF
+    if ticks >= 0x7FFFFFFF:
+        return False  # no RTT sample from the echo: the general path times the segments
+    snd_una = c.snd_una
+    snd_nxt = c.snd_nxt
+    acked = ack - snd_una
+    delivered = r.cum_ack(ack)
+    c.sendbuf.ack_to(ack)
+    rtt = ticks / cfg.ts_hz
+    # RFC 7323 Appendix G: ExpectedSamples = ceiling(FlightSize / (SMSS * 2))
+    flight = snd_nxt - snd_una
+    c.rtt.sample(rtt, now, from_timestamp=True,
+                 expected_samples=max(1, -(-(flight if flight > 1 else 1) // (2 * c.smss))))
+    rack.on_rtt_sample(rtt, now)
+    c.mib["TcpExtTCPMinRTTSample"] += 1
+    c.snd_una = ack
+    c.retries = 0
+    c.unacked_since = now
+    c.mib["TcpExtTCPHPAcks"] += 1
+    if c.sendbuf_was_full:
+        c.notify_send_space()
+    sb.advance(ack)  # sb.on_ack(max(ack, SND.UNA of the scoreboard), ()) when quiet
+    # RFC 8985 §6.2 steps 2-5 (step 4's D-SACK part has nothing to do in this state)
+    rack.update(delivered, now, None)
+    rack.detect_reordering(delivered)
+    _rack_detect(c, now)
+    c.cc.on_ack(now, acked, snd_nxt - ack, rtt, not r.cwnd_limited)
+    if ack >= snd_nxt:
+        c.t_rto = None  # RFC 6298 §5.2
+        c.t_tlp = None
+    else:
+        timers.arm_rto(c, now)  # §5.3
+        c.t_tlp = None
+        _arm_tlp(c, now)
+    return True
 
 
 def _newreno(c: TcpConnection, acked: int, dupack: bool, now: float) -> None:
@@ -471,8 +622,24 @@ def _rack(c: TcpConnection, delivered: list[TxSeg], outcome: AckOutcome | None,
 
 def _rack_detect(c: TcpConnection, now: float) -> None:
     r = c.rec
+    rack = r.rack
+    if rack.xmit_ts is not None and rack.rtt is not None:
+        fl = r.flight
+        i = r.flight_head
+        n = len(fl)
+        while i < n and fl[i].flight_at != i:
+            i += 1
+        r.flight_head = i
+        if i == n or (fl[i].xmit_ts > rack.xmit_ts or (
+                fl[i].xmit_ts == rack.xmit_ts and fl[i].end_seq >= rack.end_seq)):
+            # The oldest segment in flight was not sent before the RACK segment, so neither
+            # was any other: detect_loss's scan would stop there and find nothing (but it
+            # computes RACK.reo_wnd first).
+            rack.compute_reo_wnd(r.fast_recovery, r.sacked_segs, c.rtt.srtt)
+            c.t_reorder = None
+            return
     lost, timeout = r.rack.detect_loss(
-        r.in_flight, now, in_recovery=r.fast_recovery, segs_sacked=r.sacked_segs,
+        r.in_flight(), now, in_recovery=r.fast_recovery, segs_sacked=r.sacked_segs,
         srtt=c.rtt.srtt, time_ordered=True)
     for seg in lost:
         r.mark_lost(seg)
@@ -489,7 +656,7 @@ def _rfc6675(c: TcpConnection, outcome: AckOutcome, now: float) -> None:
         _mark_first_lost(c)
     if r.fast_recovery:
         boundary = c.sb.lost_boundary()
-        for seg in list(r.in_flight):
+        for seg in list(r.in_flight()):
             if seg.start < boundary and not seg.retransmitted:
                 r.mark_lost(seg)
 

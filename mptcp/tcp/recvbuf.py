@@ -145,6 +145,11 @@ class ReceiveBuffer:
         """FIN reached and everything before it read by the application."""
         return self.fin_reached and not self._ready
 
+    @property
+    def ooo_ranges(self) -> int:
+        """How many out-of-order runs there are (SACK blocks to report)."""
+        return len(self._ranges._starts)
+
     def sacked_ranges(self) -> list[tuple[int, int]]:
         """Every out-of-order run, lowest first."""
         return self._ranges.ranges()
@@ -154,6 +159,20 @@ class ReceiveBuffer:
         c[name] = c.get(name, 0) + n
 
     # --- segment arrival ---------------------------------------------------------------------
+    def in_order_room(self) -> int:
+        """How many bytes an in-order segment may carry through the fast path of
+        :meth:`accept` (nothing queued out of order, no FIN seen: the free space), or -1 when
+        that path is closed."""
+        if self._starts or self._fin is not None:
+            return -1
+        return self.capacity - len(self._ready)
+
+    def append(self, data: bytes | bytearray | memoryview) -> None:
+        """``accept(rcv_nxt, data)`` for a caller that checked ``len(data) <=``
+        :meth:`in_order_room` (the result would be ``Accepted(len(data), 0, 0, 0, False)``)."""
+        self._ready += data
+        self._nxt += len(data)
+
     def accept(
         self, offset: int, data: bytes | bytearray | memoryview, fin: bool = False
     ) -> Accepted:

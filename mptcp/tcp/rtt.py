@@ -94,6 +94,8 @@ class RttEvent(NamedTuple):
 
 
 def _check_time(value: float, what: str) -> float:
+    if type(value) is float and value - value == 0.0:
+        return value  # the common case: a finite float (inf - inf and nan - nan are nan)
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise RttError(f"{what} must be a number, got {type(value).__name__}")
     v = float(value)
@@ -141,13 +143,18 @@ class WindowedMin:
     def update(self, now: float, value: float) -> float:
         """Record ``value`` seen at ``now``; return the windowed minimum."""
         index = math.floor(now / self._width)
-        if self._entries and self._entries[-1][0] >= index:
-            last_index, last_value = self._entries[-1]
-            self._entries[-1] = (last_index, min(last_value, value))
+        entries = self._entries
+        if entries and entries[-1][0] >= index:
+            last_index, last_value = entries[-1]
+            if value < last_value:
+                entries[-1] = (last_index, value)
         else:
-            self._entries.append((index, value))
-        self._expire(index)
-        return min(v for _, v in self._entries)
+            entries.append((index, value))
+        if entries[0][0] < index - self._buckets:
+            self._expire(index)
+        if len(entries) == 1:
+            return entries[0][1]
+        return min(v for _, v in entries)
 
     def get(self, now: float | None = None) -> float | None:
         """The current minimum (expiring old sub-windows first when ``now`` is given)."""
@@ -267,8 +274,10 @@ class RttEstimator:
         SRTT/RTTVAR/RTO (RFC 6298 §2.2/2.3), ends any back-off, and updates :attr:`latest_rtt`
         and :attr:`min_rtt`.  ``expected_samples`` (RFC 7323 Appendix G) divides alpha and beta.
         """
-        rtt = _check_time(rtt, "rtt")
-        now = _check_time(now, "now")
+        if not (type(rtt) is float and rtt - rtt == 0.0):
+            rtt = _check_time(rtt, "rtt")
+        if not (type(now) is float and now - now == 0.0):
+            now = _check_time(now, "now")
         if rtt < 0:
             raise RttError(f"rtt must be >= 0, got {rtt}")
         if expected_samples < 1:
@@ -278,23 +287,30 @@ class RttEstimator:
             self.counters[C_KARN_REJECTED] += 1
             self._event(now, RttEventKind.KARN_REJECTED)
             return False
-        self.counters[C_SAMPLES] += 1
+        counters = self.counters
+        counters[C_SAMPLES] += 1
         if from_timestamp:
-            self.counters[C_SAMPLES_TS] += 1
+            counters[C_SAMPLES_TS] += 1
         self.latest_rtt = rtt
         self._min_filter.update(now, rtt)
-        if self.srtt is None or self.rttvar is None:
+        srtt, rttvar = self.srtt, self.rttvar
+        if srtt is None or rttvar is None:
             # RFC 6298 §2.2
-            self.srtt = rtt
-            self.rttvar = rtt / 2
+            self.srtt = srtt = rtt
+            self.rttvar = rttvar = rtt / 2
             self._event(now, RttEventKind.FIRST_SAMPLE)
         else:
             # RFC 6298 §2.3 (RTTVAR first, with the old SRTT); RFC 7323 Appendix G scaling
             a = self.alpha / expected_samples
             b = self.beta / expected_samples
-            self.rttvar = (1 - b) * self.rttvar + b * abs(self.srtt - rtt)
-            self.srtt = (1 - a) * self.srtt + a * rtt
-        self._base_rto = self._compute_rto(self.srtt, self.rttvar)
+            self.rttvar = rttvar = (1 - b) * rttvar + b * abs(srtt - rtt)
+            self.srtt = srtt = (1 - a) * srtt + a * rtt
+        # RFC 6298 §2.2/2.3 and §4: RTO <- SRTT + max(G, K*RTTVAR); §2.4 / §2.5 bounds
+        var = self.k * rttvar
+        rto = srtt + (var if var > self.granularity else self.granularity)
+        if rto < self.min_rto:
+            rto = self.min_rto
+        self._base_rto = rto if rto < self.max_rto else self.max_rto
         if self.backoffs:
             # Note after RFC 6298 §5.7: a new sample "collapses" the backed-off RTO.
             self.counters[C_COLLAPSED] += 1

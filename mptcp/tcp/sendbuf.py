@@ -131,7 +131,8 @@ class SendBuffer:
         i = offset - head
         if i < 0 or i > len(self._buf) or n < 0:
             raise SendBufferError(f"peek({offset}, {n}) outside [{head}, {self._end}]")
-        return bytes(self._buf[i:i + n])
+        with memoryview(self._buf) as view:  # one copy (a bytearray slice would be two)
+            return view[i:i + n].tobytes()
 
     def segment(self, offset: int, max_len: int) -> tuple[bytes, bool]:
         """The payload of a segment starting at ``offset`` with at most ``max_len`` bytes,

@@ -38,7 +38,10 @@ from mptcp.tcp.isn import IsnGenerator
 from mptcp.tcp.seqnum import seq_gt
 from mptcp.tcp.state import TcpState
 from mptcp.tcp.tfo import TfoClientCache, TfoServer
+from mptcp.tcp.timers import next_deadline
+from mptcp.wire.checksum import payload_sum
 from mptcp.wire.errors import WireError
+from mptcp.wire.ip import PROTO_TCP, IPv4Header, IPv6Header
 from mptcp.wire.options import Timestamps
 from mptcp.wire.segment import Segment, checksum_ok, parse_segment
 from mptcp.wire.tcp import ACK, RST, SYN
@@ -49,6 +52,8 @@ FourTuple = tuple[bytes, int, bytes, int]
 """(local address, local port, remote address, remote port)."""
 
 _EPHEMERAL = (32768, 60999)  # Linux's ip_local_port_range
+_from_bytes = int.from_bytes
+_CLOSED = TcpState.CLOSED  # (an Enum member lookup costs ~0.1 us each time)
 
 
 class StackError(ValueError):
@@ -214,23 +219,30 @@ class Stack:
         """One IP packet from the network."""
         mib = self.mib
         try:
-            if self.verify_checksums and not checksum_ok(packet):
-                mib["TcpInCsumErrors"] += 1
+            seg: Segment | None = parse_segment(packet)
+        except WireError:
+            seg = None
+        if seg is None or (self.verify_checksums and not _checksums_ok(packet, seg)):
+            # The slow path decides (and counts) exactly as before: checksum, then parse
+            try:
+                if self.verify_checksums and not checksum_ok(packet):
+                    mib["TcpInCsumErrors"] += 1
+                    mib["TcpInErrs"] += 1
+                    return
+                seg = parse_segment(packet)
+            except WireError:
                 mib["TcpInErrs"] += 1
                 return
-            seg = parse_segment(packet)
-        except WireError:
-            mib["TcpInErrs"] += 1
-            return
-        dst = bytes(seg.ip.dst)
+        ip = seg.ip
+        dst = ip.dst if type(ip.dst) is bytes else bytes(ip.dst)
         if dst not in self.addresses:
             mib["TcpExtOtherHostDrops"] += 1
             return
         tcp = seg.tcp
-        key = (dst, tcp.dport, bytes(seg.ip.src), tcp.sport)
-        conn = self.connections.get(key)
+        src = ip.src if type(ip.src) is bytes else bytes(ip.src)
+        conn = self.connections.get((dst, tcp.dport, src, tcp.sport))
         is_syn = tcp.flags & (SYN | ACK | RST) == SYN
-        if conn is not None and conn.state is TcpState.TIME_WAIT and is_syn \
+        if conn is not None and is_syn and conn.state is TcpState.TIME_WAIT \
                 and conn.config.timewait_reuse and _reopen_ok(conn, seg):
             mib["TcpExtTWRecycled"] += 1
             self._remove(conn)
@@ -309,11 +321,29 @@ class Stack:
         self._dirty[conn] = None
 
     def _schedule(self, conn: TcpConnection) -> None:
-        t = conn.get_timer()
-        if self._deadline.get(conn) != t:
-            self._deadline[conn] = t
+        t = next_deadline(conn)  # conn.get_timer()
+        deadline = self._deadline
+        if deadline.get(conn) != t:
+            deadline[conn] = t
             if t is not None:
+                if len(self._heap) > 64 + 4 * len(deadline):
+                    self._compact()
                 heapq.heappush(self._heap, (t, next(self._tie), conn))
+
+    def _compact(self) -> None:
+        """Drop the heap entries that can no longer fire.  Outdated entries (a deadline that
+        moved on) are otherwise only dropped when they reach the top, and would pile up (an
+        RTO re-armed by every ACK).  Kept: the first entry of each connection whose time is
+        its deadline (a later one with the same time is skipped once the first has fired),
+        in the same order."""
+        deadline = self._deadline
+        keep: dict[TcpConnection, tuple[float, int, TcpConnection]] = {}
+        for e in sorted(self._heap):
+            conn = e[2]
+            if conn not in keep and deadline.get(conn) == e[0]:
+                keep[conn] = e
+        self._heap = list(keep.values())
+        heapq.heapify(self._heap)
 
     def _after(self, conn: TcpConnection) -> None:
         lst = self._owner.get(conn)
@@ -323,7 +353,7 @@ class Stack:
                 lst.ready.append(conn)
             else:
                 self._owner.pop(conn, None)
-        if conn.state is TcpState.CLOSED:
+        if conn._state is _CLOSED:
             self._remove(conn)
         else:
             self._schedule(conn)
@@ -348,6 +378,32 @@ def _addr(a: bytes | str) -> bytes:
     if len(a) not in (4, 16):
         raise StackError(f"address of {len(a)} bytes")
     return bytes(a)
+
+
+def _checksums_ok(packet: bytes, seg: Segment) -> bool:
+    """The IPv4 header checksum and the TCP checksum of a packet ``parse_segment`` accepted
+    (RFC 1071 / RFC 9293 §3.1 / RFC 791 §3.1), with one pass over the packet: the ones'
+    complement sum of the whole packet is the sum of the IP header's words plus the TCP
+    segment's (the TCP header starts at an even offset), so the header's sum -- 20 or 40
+    bytes -- is summed once more on its own and subtracted.  False for anything unusual (IP
+    options, IPv6 extension headers): the caller then asks ``checksum_ok``."""
+    ip = seg.ip
+    if type(ip) is IPv4Header:
+        if ip.options:
+            return False
+        end = ip.total_length
+        hlen = 20
+    elif type(ip) is IPv6Header and not ip.ext:
+        end = 40 + ip.payload_length
+        hlen = 40
+    else:
+        return False
+    head = _from_bytes(packet[:hlen], "big")
+    whole = payload_sum(packet if len(packet) == end else packet[:end])
+    pseudo = _from_bytes(ip.src, "big") + _from_bytes(ip.dst, "big") + PROTO_TCP + end - hlen
+    if hlen == 20 and head % 0xFFFF:
+        return False  # RFC 791 header checksum (head is never 0: version 4)
+    return (whole - head + pseudo) % 0xFFFF == 0  # never all-zero words: proto is 6
 
 
 def _reopen_ok(conn: TcpConnection, seg: Segment) -> bool:

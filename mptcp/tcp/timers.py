@@ -37,11 +37,25 @@ __all__ = [
 
 
 def next_deadline(c: TcpConnection) -> float | None:
-    best: float | None = None
-    for t in (c.t_rto, c.t_persist, c.t_delack, c.t_keepalive, c.t_timewait, c.t_tlp,
-              c.t_reorder):
-        if t is not None and (best is None or t < best):
-            best = t
+    best = c.t_rto  # unrolled: this runs after every segment
+    t = c.t_persist
+    if t is not None and (best is None or t < best):
+        best = t
+    t = c.t_delack
+    if t is not None and (best is None or t < best):
+        best = t
+    t = c.t_keepalive
+    if t is not None and (best is None or t < best):
+        best = t
+    t = c.t_timewait
+    if t is not None and (best is None or t < best):
+        best = t
+    t = c.t_tlp
+    if t is not None and (best is None or t < best):
+        best = t
+    t = c.t_reorder
+    if t is not None and (best is None or t < best):
+        best = t
     return best
 
 

@@ -13,7 +13,7 @@ from interop.decode import decode_pcap
 @pytest.mark.rfc("8684", "3.2")
 def test_demo_runs_and_verifies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pcap = tmp_path / "demo.pcap"
-    assert main(["demo", "--pcap", str(pcap)]) == 0
+    assert main(["demo", "--wire", "--pcap", str(pcap)]) == 0
     out = capsys.readouterr().out
     assert "all checks passed" in out
     records = decode_pcap(pcap)

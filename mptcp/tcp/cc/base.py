@@ -160,6 +160,10 @@ class CcEvent(NamedTuple):
     detail: str
 
 
+_RECOVERY = CcState.RECOVERY  # (an Enum member lookup costs ~0.1 us each time)
+_CWR = CcState.CWR
+
+
 def rfc6928_initial_window(smss: int) -> int:
     """RFC 6928 §2: IW = min(10*SMSS, max(2*SMSS, 14600)) bytes."""
     return min(10 * smss, max(2 * smss, IW_BYTES_CAP))
@@ -258,6 +262,8 @@ class _Undo(NamedTuple):
 
 
 def _check_now(now: float) -> float:
+    if type(now) is float and now - now == 0.0:
+        return now  # the common case: a finite float
     if isinstance(now, bool) or not isinstance(now, int | float):
         raise CcError(f"now must be a number, got {type(now).__name__}")
     v = float(now)
@@ -267,6 +273,8 @@ def _check_now(now: float) -> float:
 
 
 def _check_bytes(value: int, what: str) -> int:
+    if type(value) is int and value >= 0:
+        return value  # the common case
     if isinstance(value, bool) or not isinstance(value, int):
         raise CcError(f"{what} must be an int, got {type(value).__name__}")
     if value < 0:
@@ -407,16 +415,23 @@ class CongestionControl(ABC):
         app_limited: bool = False,
     ) -> None:
         """An ACK cumulatively acknowledged ``acked_bytes`` new bytes."""
-        now = self._tick(now)
-        _check_bytes(acked_bytes, "acked_bytes")
-        _check_bytes(bytes_in_flight, "bytes_in_flight")
+        last = self._last_now
+        if type(now) is float and now - now == 0.0 and (last is None or now >= last):
+            self._last_now = now  # _tick's common case: a finite float, not going back
+        else:
+            now = self._tick(now)
+        if not (type(acked_bytes) is int and acked_bytes >= 0
+                and type(bytes_in_flight) is int and bytes_in_flight >= 0):
+            _check_bytes(acked_bytes, "acked_bytes")
+            _check_bytes(bytes_in_flight, "bytes_in_flight")
         if rtt_sample is not None:
             self._note_rtt(rtt_sample)
         if acked_bytes == 0:
             return
         self._pristine = False
-        self.counters[C_ACKS] += 1
-        if self.in_reduction:
+        counters = self.counters
+        counters[C_ACKS] += 1
+        if self._state is _RECOVERY or self._state is _CWR:  # in_reduction
             # RFC 3168 §6.1.2 / RFC 6675: no growth while the reduction is in progress.
             self.counters[C_REDUCTION_ACKS] += 1
             self._on_ack_in_reduction(now)
@@ -683,6 +698,11 @@ class CongestionControl(ABC):
         return now
 
     def _note_rtt(self, rtt: float) -> None:
+        if type(rtt) is float and rtt >= 0.0 and rtt - rtt == 0.0:  # the common case
+            self.latest_rtt = rtt
+            self.min_rtt = rtt if self.min_rtt is None or rtt < self.min_rtt else self.min_rtt
+            self.srtt = rtt if self.srtt is None else self.srtt + (rtt - self.srtt) / 8
+            return
         if isinstance(rtt, bool) or not isinstance(rtt, int | float) or not math.isfinite(rtt):
             raise CcError(f"rtt_sample must be a finite number, got {rtt!r}")
         if rtt < 0:
