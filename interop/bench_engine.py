@@ -186,11 +186,39 @@ def _tcp_stacks(pattern: Pattern, cfg: TcpConfig, clk: Clock) -> Transfer:
             break
     if cb is None or ca.state is not TcpState.ESTABLISHED:
         raise BenchError("TCP handshake did not complete")
+    return _pump(sa, sb, ca.send, cb.read, pattern, clk, "ours (wire)")
+
+
+def _tcp_segments(pattern: Pattern, cfg: TcpConfig, clk: Clock) -> Transfer:
+    a = TcpConnection.connect(("10.0.0.1", 40000), ("10.0.0.2", _PORT), cfg, random.Random(1),
+                              clk())
+    b: TcpConnection | None = None
+    for _ in range(100):  # handshake (not timed)
+        now = clk()
+        for s in a.packets_to_send(now):
+            if b is None:
+                b = TcpConnection.accept_syn(s, cfg, random.Random(2), now)
+            else:
+                b.receive(s, now)
+        if b is not None:
+            for s in b.packets_to_send(now):
+                a.receive(s, now)
+            if a.state is TcpState.ESTABLISHED and b.state is TcpState.ESTABLISHED:
+                break
+    if b is None or b.state is not TcpState.ESTABLISHED:
+        raise BenchError("TCP handshake did not complete")
+    return _pump(a, b, a.send, b.read, pattern, clk, "ours (segments)")
+
+
+def _pump(a: Any, b: Any, send: Callable[[Any], int], read: Callable[[], bytes],
+          pattern: Pattern, clk: Clock, who: str) -> Transfer:
+    """The timed transfer, the same for Stacks (bytes) and bare connections (Segments): ``a``
+    sends, ``b`` receives; each packet of a burst is handed over and ``b`` polled after it."""
     total = pattern.total
     h = hashlib.sha256()
     sent = got = fwd = rev = waits = 0
-    send, read, update = ca.send, cb.read, h.update
-    a_out, b_out, a_in, b_in = sa.packets_to_send, sb.packets_to_send, sa.receive, sb.receive
+    update = h.update
+    a_out, b_out, a_in, b_in = a.packets_to_send, b.packets_to_send, a.receive, b.receive
     t0 = time.process_time()
     while got < total:
         now = clk()
@@ -215,70 +243,13 @@ def _tcp_stacks(pattern: Pattern, cfg: TcpConfig, clk: Clock) -> Transfer:
                 rev += 1
         elif not burst:
             waits += 1
-            deadline = min((t for t in (sa.get_timer(), sb.get_timer()) if t is not None),
-                           default=None)
-            now = _wait(clk, deadline)
-            sa.handle_timer(now)
-            sb.handle_timer(now)
-    seconds = time.process_time() - t0
-    _check(h.digest(), pattern, "ours (wire)")
-    return Transfer(seconds, total, fwd, rev, waits)
-
-
-def _tcp_segments(pattern: Pattern, cfg: TcpConfig, clk: Clock) -> Transfer:
-    a = TcpConnection.connect(("10.0.0.1", 40000), ("10.0.0.2", _PORT), cfg, random.Random(1),
-                              clk())
-    b: TcpConnection | None = None
-    for _ in range(100):  # handshake (not timed)
-        now = clk()
-        for s in a.packets_to_send(now):
-            if b is None:
-                b = TcpConnection.accept_syn(s, cfg, random.Random(2), now)
-            else:
-                b.receive(s, now)
-        if b is not None:
-            for s in b.packets_to_send(now):
-                a.receive(s, now)
-            if a.state is TcpState.ESTABLISHED and b.state is TcpState.ESTABLISHED:
-                break
-    if b is None or b.state is not TcpState.ESTABLISHED:
-        raise BenchError("TCP handshake did not complete")
-    total = pattern.total
-    h = hashlib.sha256()
-    sent = got = fwd = rev = waits = 0
-    send, read, update = a.send, b.read, h.update
-    a_out, b_out, a_in, b_in = a.packets_to_send, b.packets_to_send, a.receive, b.receive
-    t0 = time.process_time()
-    while got < total:
-        now = clk()
-        while sent < total:
-            n = send(pattern.chunk(sent, BUFFER))
-            if not n:
-                break
-            sent += n
-        burst = a_out(now)
-        for s in burst:
-            b_in(s, now)
-            for q in b_out(now):
-                a_in(q, now)
-                rev += 1
-        fwd += len(burst)
-        data = read()
-        if data:
-            update(data)
-            got += len(data)
-            for q in b_out(now):
-                a_in(q, now)
-                rev += 1
-        elif not burst:
-            waits += 1
             deadline = min((t for t in (a.get_timer(), b.get_timer()) if t is not None),
                            default=None)
             now = _wait(clk, deadline)
             a.handle_timer(now)
             b.handle_timer(now)
     seconds = time.process_time() - t0
-    _check(h.digest(), pattern, "ours (segments)")
+    _check(h.digest(), pattern, who)
     return Transfer(seconds, total, fwd, rev, waits)
 
 
