@@ -259,15 +259,7 @@ def header_prediction(c: TcpConnection, seg: Segment, now: float) -> bool:
     elif not recovery.idle_ack(c):
         recovery.on_ack(c, seg, ack, [], False, now)
     if c.snd_wl1 < seq or (c.snd_wl1 == seq and c.snd_wl2 <= ack):
-        wnd = tcp.window << c.snd_wscale
-        old = c.snd_wnd
-        c.snd_wnd = wnd
-        c.snd_wl1 = seq
-        c.snd_wl2 = ack
-        if wnd > c.max_snd_wnd:
-            c.max_snd_wnd = wnd
-        if wnd > 0 and old == 0:
-            timers.window_opened(c, now)
+        _update_send_window(c, seq, ack, tcp.window << c.snd_wscale, now)
     if not n:
         return True
     if c._state is not _ESTABLISHED:
@@ -314,14 +306,7 @@ def _process_ack(c: TcpConnection, seg: Segment, seq: int, ack: int, sack: Sack 
     # Window update (§3.10.7.4 fifth, ESTABLISHED): only for SND.UNA =< SEG.ACK, and
     # not from an older segment (SND.WL1 / SND.WL2)
     if ack >= c.snd_una and (c.snd_wl1 < seq or (c.snd_wl1 == seq and c.snd_wl2 <= ack)):
-        old = c.snd_wnd
-        c.snd_wnd = wnd
-        c.snd_wl1 = seq
-        c.snd_wl2 = ack
-        if wnd > c.max_snd_wnd:
-            c.max_snd_wnd = wnd
-        if wnd > 0 and old == 0:
-            timers.window_opened(c, now)
+        _update_send_window(c, seq, ack, wnd, now)
     _fin_acked(c, now)
 
 
@@ -439,3 +424,17 @@ def pull_transformed(c: TcpConnection) -> None:
     for ext in reversed(c.ext_recv):
         data = ext.transform_receive(c, data)
     c.app_buffer += data
+
+
+def _update_send_window(c: TcpConnection, seq: int, ack: int, wnd: int, now: float) -> None:
+    """RFC 9293 §3.10.7.4 (fifth, ESTABLISHED): take the window of a segment that is not older
+    than the last update (SND.WL1 / SND.WL2); a window opening from zero stops the persist
+    timer."""
+    old = c.snd_wnd
+    c.snd_wnd = wnd
+    c.snd_wl1 = seq
+    c.snd_wl2 = ack
+    if wnd > c.max_snd_wnd:
+        c.max_snd_wnd = wnd
+    if wnd > 0 and old == 0:
+        timers.window_opened(c, now)
