@@ -101,11 +101,15 @@ class Stack:
         *,
         config: TcpConfig | None = None,
         verify_checksums: bool = True,
+        csum_offload: bool = False,
     ) -> None:
         self.addresses: set[bytes] = {_addr(a) for a in addresses}
         self.rng = rng
         self.config = config if config is not None else TcpConfig()
         self.verify_checksums = verify_checksums
+        self.csum_offload = csum_offload
+        """Serialize TCP checksums as partial (pseudo-header sum only) for a driver whose
+        device completes them (``Segment.to_bytes(partial=True)``)."""
         self.mib = TcpMib()
         self.isn_gen = (IsnGenerator(self.config.isn_secret) if self.config.isn_secret
                         else IsnGenerator.from_rng(rng))
@@ -215,17 +219,20 @@ class Stack:
         return iter(list(self.connections.values()))
 
     # ----------------------------------------------------------------- Sans-IO -------------
-    def receive(self, packet: bytes, now: float) -> None:
-        """One IP packet from the network."""
+    def receive(self, packet: bytes, now: float, csum_ok: bool = False) -> None:
+        """One IP packet from the network.  ``csum_ok``: the driver's kernel already verified
+        the checksums (virtio-net ``DATA_VALID``) or will compute them (``NEEDS_CSUM``: a
+        locally generated, possibly GSO super-packet whose checksum field is partial)."""
         mib = self.mib
+        verify = self.verify_checksums and not csum_ok
         try:
             seg: Segment | None = parse_segment(packet)
         except WireError:
             seg = None
-        if seg is None or (self.verify_checksums and not _checksums_ok(packet, seg)):
+        if seg is None or (verify and not _checksums_ok(packet, seg)):
             # The slow path decides (and counts) exactly as before: checksum, then parse
             try:
-                if self.verify_checksums and not checksum_ok(packet):
+                if verify and not checksum_ok(packet):
                     mib["TcpInCsumErrors"] += 1
                     mib["TcpInErrs"] += 1
                     return
@@ -278,18 +285,39 @@ class Stack:
         if rst is not None:
             mib["TcpOutRsts"] += 1
             mib["TcpNoPortRsts"] += 1
-            self._out.append(rst.to_bytes())
+            self._out.append(rst.to_bytes(self.csum_offload))
 
     def packets_to_send(self, now: float) -> list[bytes]:
         """Every packet due now, from every connection that may have some."""
         out = self._out
         self._out = []
+        partial = self.csum_offload
         while self._dirty:
             dirty = list(self._dirty)
             self._dirty.clear()
             for conn in dirty:
                 for seg in conn.packets_to_send(now):
-                    out.append(seg.to_bytes())
+                    out.append(seg.to_bytes(partial))
+                self._after(conn)
+        return out
+
+    def packets_to_send_gso(self, now: float) -> list[tuple[bytes, int]]:
+        """Like :meth:`packets_to_send`, for TSO/GSO drivers: (packet, gso_size) pairs, where
+        gso_size is the payload per wire segment of a super-segment (``TcpConfig.gso_size``)
+        and 0 for a packet that needs no cutting."""
+        out: list[tuple[bytes, int]] = [(p, 0) for p in self._out]
+        self._out = []
+        partial = self.csum_offload
+        while self._dirty:
+            dirty = list(self._dirty)
+            self._dirty.clear()
+            for conn in dirty:
+                segs = conn.packets_to_send(now)
+                if segs:
+                    cut = conn.gso_segment_size
+                    for seg in segs:
+                        out.append((seg.to_bytes(partial),
+                                    cut if len(seg.payload) > cut else 0))
                 self._after(conn)
         return out
 

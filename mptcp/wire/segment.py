@@ -43,6 +43,7 @@ class Segment(NamedTuple):
 
     def to_bytes(
         self,
+        partial: bool = False,
         _nop: TcpOption = NOP,
         _pack: Callable[..., bytes] = _TCP.pack,
         _int: Callable[[bytes, Literal["big"]], int] = int.from_bytes,
@@ -56,6 +57,11 @@ class Segment(NamedTuple):
         even offset adds its value modulo 0xFFFF (2**16 = 1 mod 0xFFFF), so no header bytes are
         built twice.  One function on purpose: this runs for every segment sent.  (The
         keyword defaults bind globals to fast locals; callers never pass them.)
+
+        ``partial=True`` is for checksum offload (virtio-net ``NEEDS_CSUM``, Linux
+        ``CHECKSUM_PARTIAL``): the TCP checksum field holds the folded, uncomplemented sum of
+        the pseudo-header only, and the device completes it over the segment -- so no payload
+        is summed here.
         """
         ip, tcp, payload = self
         sport, dport, seq, ack, flags, window, _, urgent, options = tcp
@@ -70,12 +76,16 @@ class Segment(NamedTuple):
         src = ip.src
         dst = ip.dst
         addrs = _int(src, "big") + _int(dst, "big")
-        x = (addrs + 6 + tcp_len + sport + dport + seq + ack + off_flags + window + urgent
-             + _int(opts, "big"))
-        if payload:
-            x += _psum(payload)
-        x %= 0xFFFF
-        tsum = 0xFFFF - x if x else 0
+        if partial:
+            x = (addrs + 6 + tcp_len) % 0xFFFF
+            tsum = x if x else 0xFFFF
+        else:
+            x = (addrs + 6 + tcp_len + sport + dport + seq + ack + off_flags + window + urgent
+                 + _int(opts, "big"))
+            if payload:
+                x += _psum(payload)
+            x %= 0xFFFF
+            tsum = 0xFFFF - x if x else 0
         if type(ip) is IPv4Header:
             # RFC 791 header checksum from the fields too; IP and TCP headers in one pack
             tos, _, ident, ff, ttl, proto, _, _, _, ipopts = ip

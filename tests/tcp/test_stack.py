@@ -247,3 +247,50 @@ def test_transfer_over_netsim_with_loss() -> None:
     sim.poke(hc)
     sim.run(until=sim.now + 1)
     assert st(srv) is TcpState.CLOSE_WAIT and srv.at_eof
+
+
+@pytest.mark.rfc("9293", "3.1")
+def test_checksum_offload_and_gso_annotations() -> None:
+    """A stack serving a TSO + checksum-offload driver: super-segments come out annotated with
+    the wire segment size, TCP checksums partial; a receiver told ``csum_ok`` (the kernel
+    vouches) takes them, one that verifies itself counts them as checksum errors."""
+    cfg = replace(TcpConfig(), gso_size=60_000, send_buffer=1 << 20, recv_buffer=1 << 20)
+    a = Stack([CA], random.Random(1), config=cfg, csum_offload=True)
+    b = Stack([SA], random.Random(2), config=cfg)
+    b.listen(80)
+    conn = a.connect((SA, 80))
+    data = random.Random(5).randbytes(300_000)
+    got = bytearray()
+    now = 0.0
+    sizes: list[tuple[int, int]] = []
+    sent = 0
+    for _ in range(500):
+        now += 0.001
+        if conn.state is TcpState.ESTABLISHED and sent < len(data):
+            sent += conn.send(data[sent:])
+        for pkt, gso in a.packets_to_send_gso(now):
+            seg = parse_segment(pkt)
+            sizes.append((len(seg.payload), gso))
+            b.receive(pkt, now, csum_ok=True)
+        for pkt in b.packets_to_send(now):
+            a.receive(pkt, now)
+        srv = b.accept(80) if not got else None
+        if srv is not None:
+            b_conn = srv
+        if got or srv is not None:
+            got += b_conn.read()
+        if len(got) == len(data):
+            break
+    assert bytes(got) == data
+    cut = conn.gso_segment_size
+    assert any(n > cut for n, _ in sizes)
+    assert all(g == (cut if n > cut else 0) for n, g in sizes)
+    assert b.mib["TcpInCsumErrors"] == 0
+    # the same partial-checksum packet, not vouched for: a checksum error
+    c = Stack([SA], random.Random(3))
+    c.listen(80)
+    x = Stack([CA], random.Random(4), csum_offload=True)
+    x.connect((SA, 80))
+    (syn,) = x.packets_to_send(0.0)
+    c.receive(syn, 0.0)
+    assert c.mib["TcpInCsumErrors"] == 1 and not c.packets_to_send(0.0)

@@ -131,3 +131,21 @@ def test_checksum_ok_detects_corruption() -> None:
     assert checksum_ok(bytes(raw))
     raw[-1] ^= 1
     assert not checksum_ok(bytes(raw))
+
+
+@pytest.mark.rfc("9293", "3.1")
+@given(sb.segments())
+def test_partial_checksum_completes_to_the_full_one(seg: Segment) -> None:
+    """``to_bytes(partial=True)`` (checksum offload) leaves the pseudo-header sum in the TCP
+    checksum field; summing the TCP segment from there, as a NIC or the kernel does for
+    CHECKSUM_PARTIAL, gives exactly the checksum ``to_bytes()`` computes itself."""
+    from mptcp.wire.checksum import internet_checksum
+
+    full = seg.to_bytes()
+    part = seg.to_bytes(partial=True)
+    start = len(full) - len(seg.tcp.to_bytes()) - len(seg.payload)
+    assert part[:start + 16] == full[:start + 16]
+    assert part[start + 18:] == full[start + 18:]
+    completed = internet_checksum(part[start:])
+    want = int.from_bytes(full[start + 16:start + 18], "big")
+    assert completed == want or {completed, want} == {0, 0xFFFF}
