@@ -64,6 +64,31 @@ def _engine(args: argparse.Namespace) -> int:
     return 0
 
 
+def _goodput(args: argparse.Namespace) -> int:
+    import sys
+
+    from interop.bench_goodput import run_goodput_bench
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    result = run_goodput_bench(nbytes=args.bytes, runs=args.runs,
+                               progress=None if args.quiet else progress)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"goodput bench: {result['bytes'] / 1e9:g} GB per measurement, TUN with offloads, "
+          f"median of {result['runs']} runs")
+    print(f"  kernel -> kernel (veth)  : {result['kernel_goodput_bps'] / 1e9:7.2f} Gbit/s")
+    print(f"  ours -> kernel           : {result['ours_send_goodput_bps'] / 1e9:7.2f} Gbit/s "
+          f"(ratio_send {result['ratio_send']})")
+    print(f"  kernel -> ours           : {result['ours_recv_goodput_bps'] / 1e9:7.2f} Gbit/s "
+          f"(ratio_recv {result['ratio_recv']})")
+    for k, v in result["cpu_per_gb"].items():
+        print(f"  CPU per GB, {k:22}: {v:.2f} s")
+    return 0
+
+
 def add_bench_parser(sub: Any) -> None:
     """Register ``bench`` and its subcommands on the ``mptcp-lab`` parser."""
     bench = sub.add_parser("bench", help="benchmarks (ratios measured in one run)")
@@ -87,3 +112,11 @@ def add_bench_parser(sub: Any) -> None:
                         help="time given to the engines (virtual: deterministic, for profilers)")
     engine.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     engine.set_defaults(handler=_engine)
+    goodput = bsub.add_parser("goodput", help="our stack over TUN vs the Linux kernel, in "
+                                              "network namespaces (root)")
+    goodput.add_argument("--json", action="store_true", help="print one JSON object")
+    goodput.add_argument("--runs", type=int, default=3, help="runs to take the median of")
+    goodput.add_argument("--bytes", type=int, default=2_000_000_000,
+                         help="bytes per measurement (>= 1 GB for the issue's rule)")
+    goodput.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    goodput.set_defaults(handler=_goodput)

@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     from interop.decode_cli import add_decode_parser
     from interop.demo import add_demo_parser
     from interop.fuzz_cli import add_fuzz_parser
+    from interop.lab_cli import add_lab_parsers
 
     parser = argparse.ArgumentParser(
         prog="mptcp-lab",
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_decode_parser(sub)
     add_bench_parser(sub)
     add_fuzz_parser(sub)
+    add_lab_parsers(sub)
     return parser
 
 

@@ -116,6 +116,10 @@ class TcpConfig:
     """Loss detection when SACK is negotiated; see :data:`RECOVERY_MODES`."""
     tlp: bool = True
     """RFC 8985 §7 tail loss probes (with "rack")."""
+    tlp_min_pto: float = 0.01
+    """Floor of the probe timeout (Linux: 10 ms): with microsecond RTTs (a local link), 2 x
+    SRTT would fire probes while the ACK is merely being processed (RFC 8985 §7.2 leaves the
+    PTO's granularity to the implementation)."""
     dupthresh: int = 3
 
     # --- congestion control ---
@@ -171,6 +175,8 @@ class TcpConfig:
             raise TcpConfigError("delack_segments must be >= 1")
         if not 0 < self.rto_min <= self.rto_initial <= self.rto_max:
             raise TcpConfigError("need 0 < rto_min <= rto_initial <= rto_max")
+        if not 0 <= self.tlp_min_pto <= self.rto_max:
+            raise TcpConfigError("need 0 <= tlp_min_pto <= rto_max")
         if self.syn_retries < 0 or self.max_retries < 0 or self.keepalive_probes < 1:
             raise TcpConfigError("retry counts must be >= 0 (keepalive_probes >= 1)")
         if self.user_timeout is not None and self.user_timeout <= 0:

@@ -517,7 +517,11 @@ class TcpConnection:
             self.wake(self)
         if st in (TcpState.SYN_RECEIVED, TcpState.ESTABLISHED, TcpState.FIN_WAIT_1,
                   TcpState.FIN_WAIT_2, TcpState.CLOSE_WAIT):
-            output.queue_rst(self, self.snd.seq(self.snd_nxt), None)
+            # RFC 5961 §3.2: the peer takes a RST only at its RCV.NXT (or in its window, with a
+            # challenge); after a zero-window probe SND.NXT lies past that window, so like
+            # Linux (tcp_acceptable_seq) send at min(SND.NXT, SND.UNA + SND.WND)
+            at = min(self.snd_nxt, self.snd_una + self.snd_wnd)
+            output.queue_rst(self, self.snd.seq(max(at, self.snd_una)), None)
         self.mib.incr(counter)
         self.fail("aborted", reset=True)
 

@@ -180,10 +180,13 @@ MIB_COUNTERS: dict[str, str] = {
     "TcpExtTCPMinRTTSample": "RTT samples taken",
     "TcpExtTCPSlowStartRetrans": "retransmissions after an RTO",
     "TcpExtTCPDSACKUndo": "unused (no undo implemented)",
+    "TcpExtTCPLostRetransmitReduction": "extra window reductions for a lost retransmission "
+                                        "(RFC 8985 §9.3)",
     "TcpExtTCPRackReoTimeout": "RACK reordering-timer expiries (RFC 8985 §6.2 step 5)",
     "TcpExtTCPSackShifted": "segments newly SACKed",
     "TcpNoPortRsts": "RSTs sent for segments to no connection (Stack)",
     "TcpExtOtherHostDrops": "packets for addresses the Stack does not own",
+    "IpExtNonTcpDrops": "packets that are not TCP (ICMPv6 on a TUN, UDP, ...), ignored",
 }
 
 

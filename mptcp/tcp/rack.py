@@ -143,7 +143,7 @@ class Rack:
     __slots__ = (
         "_min_rtt", "_rtt_since_probe", "counters", "dsack_round", "dup_thresh", "end_seq",
         "fack", "reo_wnd", "reo_wnd_mult", "reo_wnd_persist", "reordering_seen", "rtt",
-        "tlp_end_seq", "tlp_is_retrans", "tlp_max_ack_delay", "xmit_ts",
+        "tlp_end_seq", "tlp_is_retrans", "tlp_max_ack_delay", "tlp_min_pto", "xmit_ts",
     )
 
     def __init__(
@@ -151,11 +151,13 @@ class Rack:
         *,
         min_rtt_window: float = 300.0,
         tlp_max_ack_delay: float = 0.2,
+        tlp_min_pto: float = 0.0,
         dup_thresh: int = 3,
         counters: MutableMapping[str, int] | None = None,
     ) -> None:
-        if tlp_max_ack_delay < 0 or dup_thresh < 1:
+        if tlp_max_ack_delay < 0 or tlp_min_pto < 0 or dup_thresh < 1:
             raise RackError("bad tlp_max_ack_delay or dup_thresh")
+        self.tlp_min_pto = tlp_min_pto
         self.xmit_ts: float | None = None  # RACK.xmit_ts; None until something is delivered
         self.end_seq = 0  # RACK.end_seq
         self.rtt: float | None = None  # RACK.rtt
@@ -354,7 +356,7 @@ class Rack:
     ) -> float:
         """§7.2 ``TLP_calc_PTO()``: the PTO interval in seconds (>= 0)."""
         if srtt is not None:
-            pto = 2 * srtt
+            pto = max(2 * srtt, self.tlp_min_pto)
             if flight_is_one_segment:
                 pto += self.tlp_max_ack_delay
         else:

@@ -93,11 +93,13 @@ class RecoveryState:
         self.pipe = 0  # bytes in flight
         self.lost: dict[TxSeg, None] = {}  # marked lost, not retransmitted since
         self.sacked_segs = 0
-        self.rack = Rack(counters=c.mib, dup_thresh=cfg.dupthresh)
+        self.rack = Rack(counters=c.mib, dup_thresh=cfg.dupthresh,
+                         tlp_min_pto=cfg.tlp_min_pto)
         self.fast_recovery = False
         self.rto_recovery = False  # RFC 8985 §7.2: no PTO until the RTO episode ends
         self.recovery_point = 0
         self.force_one = False  # RTO: resend the first lost segment whatever cwnd says
+        self.reduced_at = -1.0  # when the window was last reduced (RFC 8985 §9.3)
         # NewReno (RFC 6582) / limited transmit (RFC 3042)
         self.dupacks = 0
         self.recover = 0
@@ -284,10 +286,33 @@ def cwnd_room(c: TcpConnection) -> int:
 
 
 def _reduce(c: TcpConnection, now: float, reason: str) -> bool:
-    done = c.cc.on_congestion_event(now, c.flight_size, reason)  # type: ignore[arg-type]
+    # The bytes in flight the reduction is computed from (RFC 5681 eq. 4, RFC 9438 §4.6):
+    # SND.NXT - SND.UNA, but never more than cwnd -- after SACKs and losses that difference
+    # counts data no longer in the network, and a "reduction" from it would raise cwnd
+    # (RFC 9438 §4.6 allows cwnd as long as cwnd cannot grow past what is in flight).
+    flight = min(c.flight_size, c.cc.cwnd)
+    done = c.cc.on_congestion_event(now, flight, reason)  # type: ignore[arg-type]
     if done:
         c.cc_recover = c.snd_nxt
+        c.rec.reduced_at = now
     return done
+
+
+def _lost_retransmission(c: TcpConnection, now: float) -> None:
+    """RFC 8985 §9.3 (without PRR, RFC 6937): a lost retransmission MUST trigger an
+    additional congestion response -- RFC 5681's principle that the loss of a retransmission
+    is a second indication of congestion.  The current episode ends and a new one starts
+    (new recovery point, window reduced again); :func:`_rack_detect` calls this only for a
+    retransmission sent after the last reduction, so it happens at most once per window.
+    Without it a window left above the path's capacity by slow-start overshoot keeps the
+    bottleneck queue full, and every retransmission (sent into a full drop-tail queue)
+    is lost again."""
+    r = c.rec
+    c.cc.on_recovery_exit(now)
+    c.cc_recover = None
+    if _reduce(c, now, "loss"):
+        r.recovery_point = c.snd_nxt
+        c.mib["TcpExtTCPLostRetransmitReduction"] += 1
 
 
 def idle_ack(c: TcpConnection) -> bool:
@@ -641,11 +666,17 @@ def _rack_detect(c: TcpConnection, now: float) -> None:
     lost, timeout = r.rack.detect_loss(
         r.in_flight(), now, in_recovery=r.fast_recovery, segs_sacked=r.sacked_segs,
         srtt=c.rtt.srtt, time_ordered=True)
+    reduced_at = r.reduced_at
+    rexmit_lost = False
     for seg in lost:
+        if seg.retransmitted and seg.xmit_ts > reduced_at:
+            rexmit_lost = True  # a retransmission sent after the last reduction
         r.mark_lost(seg)
     c.t_reorder = now + timeout if timeout > 0 else None
     if lost and not r.fast_recovery:
         _enter_recovery(c, now)
+    elif rexmit_lost:
+        _lost_retransmission(c, now)
 
 
 def _rfc6675(c: TcpConnection, outcome: AckOutcome, now: float) -> None:
@@ -669,6 +700,7 @@ def on_rto(c: TcpConnection, now: float) -> None:
     c.rtt.backoff(now)
     c.cc.on_rto(now, c.flight_size)
     c.cc_recover = c.snd_nxt
+    r.reduced_at = now
     outstanding = [s for s in r.segs if not s.sacked]
     if r.mode == "rack":
         lost = r.rack.mark_losses_on_rto([s for s in outstanding if not s.lost], now)

@@ -231,6 +231,9 @@ class Stack:
             seg = None
         if seg is None or (verify and not _checksums_ok(packet, seg)):
             # The slow path decides (and counts) exactly as before: checksum, then parse
+            if not _maybe_tcp(packet):
+                mib["IpExtNonTcpDrops"] += 1  # ICMPv6 router solicitations on a TUN, ...
+                return
             try:
                 if verify and not checksum_ok(packet):
                     mib["TcpInCsumErrors"] += 1
@@ -406,6 +409,20 @@ def _addr(a: bytes | str) -> bytes:
     if len(a) not in (4, 16):
         raise StackError(f"address of {len(a)} bytes")
     return bytes(a)
+
+
+def _maybe_tcp(packet: bytes) -> bool:
+    """False for a packet that is certainly not TCP: IPv4 with another protocol, IPv6 whose
+    first next-header is ICMPv6, UDP or none (anything else may reach TCP through extension
+    headers and is left to the parser)."""
+    if len(packet) < 20:
+        return True  # malformed: the parser counts it
+    v = packet[0] >> 4
+    if v == 4:
+        return packet[9] == PROTO_TCP
+    if v == 6 and len(packet) >= 40:
+        return packet[6] not in (17, 58, 59)
+    return True
 
 
 def _checksums_ok(packet: bytes, seg: Segment) -> bool:

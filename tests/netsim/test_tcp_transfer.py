@@ -230,3 +230,32 @@ def test_no_dsack_counted_without_sack() -> None:
     sink2 = tr2.sink.conn
     assert sink2 is not None and sink2.sack_ok
     assert sink2.mib["TcpExtTCPDSACKOldSent"] + sink2.mib["TcpExtTCPDSACKOfoSent"] > 0
+
+
+@pytest.mark.rfc("8985", "9.3")
+@pytest.mark.parametrize("gso", [None, 65000])
+def test_overshoot_into_a_droptail_bottleneck_does_not_spiral(gso: int | None) -> None:
+    """Regression (found by the 10 Mbit/s tbf interop test): slow start overshoots a 10 Mbit/s
+    bottleneck with a 75 KB drop-tail queue.  Before the fix the window stayed above what the
+    path holds for the whole recovery (the reduction was computed from SND.NXT - SND.UNA,
+    which counts SACKed and lost data, and a lost retransmission caused no further response),
+    so the queue stayed full and retransmissions were dropped again and again: 44 000
+    retransmissions for 7 000 segments.  RFC 8985 §9.3: without PRR a lost retransmission
+    MUST trigger another congestion response.  With TSO-sized super-segments cut before
+    the queue (as tbf does) too."""
+    from interop.netsim.reshape import Splitter
+
+    sim = Simulator(seed=1)
+    big = replace(TcpConfig(), send_buffer=8 << 20, recv_buffer=8 << 20)
+    cfg = replace(big, rto_min=0.2, gso_size=gso)
+    tr, link = setup_transfer(sim, 10_000_000, LinkParams(delay=0.0005, rate=10e6,
+                                                          queue_bytes=75_000),
+                              client_config=cfg, server_config=big)
+    sim.add_middlebox(link, "ab", Splitter(size=1448))
+    sim.run(max_time=60)
+    assert tr.sink.result.bytes == 10_000_000 and tr.sink.result.closed_clean
+    mib = sim.hosts["client"].stack.stack.mib  # type: ignore[attr-defined]
+    assert 0 < mib["TcpRetransSegs"] < 400  # ~7 000 segments sent; losses happen, no spiral
+    assert mib["TcpExtTCPLostRetransmit"] < 50
+    # the bottleneck, not the stack, sets the pace: >= 9 Mbit/s of 10
+    assert 10_000_000 * 8 / tr.sink.result.eof_at > 9e6  # type: ignore[operator]

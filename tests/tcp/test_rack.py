@@ -385,3 +385,15 @@ def test_example_tail_drop_in_application_limited_flight() -> None:
     p[0].retransmit(t)
     t += rtt
     assert [s.seq for s in snd.ack(t, [p[0]])] == [200]
+
+
+@pytest.mark.rfc("8985", "7.2")
+def test_pto_floor_for_microsecond_rtts() -> None:
+    """2 x SRTT on a local link is microseconds: the configured floor (Linux: 10 ms) keeps
+    probes from firing while the ACK is still being processed; the RTO cap still applies."""
+    rack = Rack(tlp_min_pto=0.01)
+    assert rack.pto(0.0, 0.0001, False, None) == pytest.approx(0.01)
+    assert rack.pto(0.0, 0.05, False, None) == pytest.approx(0.1)
+    assert rack.pto(0.0, 0.0001, True, None) == pytest.approx(0.01 + rack.tlp_max_ack_delay)
+    assert rack.pto(0.0, 0.0001, False, 0.004) == pytest.approx(0.004)
+    assert Rack().pto(0.0, 0.0001, False, None) == pytest.approx(0.0002)

@@ -294,3 +294,16 @@ def test_checksum_offload_and_gso_annotations() -> None:
     (syn,) = x.packets_to_send(0.0)
     c.receive(syn, 0.0)
     assert c.mib["TcpInCsumErrors"] == 1 and not c.packets_to_send(0.0)
+
+
+def test_non_tcp_packets_are_counted_not_checksum_errors() -> None:
+    """An ICMPv6 router solicitation (what a fresh TUN device emits) or UDP is not a TCP
+    checksum error."""
+    s = Stack([SA], random.Random(1))
+    rs = bytes.fromhex("6000000000103aff") + bytes(15) + b"\x01" + bytes.fromhex(
+        "ff020000000000000000000000000002") + bytes.fromhex("8500000000000000") + bytes(8)
+    s.receive(rs, 0.0)
+    udp = bytes.fromhex("450000200000000040110000") + CAB + SAB + bytes(12)
+    s.receive(udp, 0.0)
+    assert s.mib["IpExtNonTcpDrops"] == 2
+    assert s.mib["TcpInCsumErrors"] == 0 and s.mib["TcpInErrs"] == 0
