@@ -36,9 +36,11 @@ from typing import Any, TextIO
 import trio
 
 from interop.payload import Hasher, PatternSource, expected_sha256
+from mptcp.connection import MptcpConfig, MptcpConnection
 from mptcp.io.driver import Driver, DriverError
 from mptcp.io.runner import StackRunner
 from mptcp.io.stream import TcpStream, open_tcp_stream, serve_tcp
+from mptcp.stack import MptcpStack
 from mptcp.tcp.config import TcpConfig
 from mptcp.tcp.stack import Stack
 from mptcp.tcp.state import TcpState
@@ -252,8 +254,8 @@ async def run_endpoint(stream: TcpStream, args: argparse.Namespace, meter: _Mete
         sha_sent = src.hasher.hexdigest()
     elif not args.no_hash:
         sha_sent = rx.hexdigest() if args.mode == "echo" else expected_sha256(args.seed, sent)
-    conn = stream.connection
-    return {
+    conn: Any = stream.connection
+    done: dict[str, Any] = {
         "event": "done", "mode": args.mode, "bytes_sent": sent, "sha256_sent": sha_sent,
         "bytes_received": rx.count, "sha256_received": rx.hexdigest(), "seconds": seconds,
         "goodput_bps": moved * 8 / seconds if seconds > 0 else 0.0, "cpu_seconds": cpu,
@@ -261,6 +263,14 @@ async def run_endpoint(stream: TcpStream, args: argparse.Namespace, meter: _Mete
         "tcp": {k: v for k, v in conn.info().items() if isinstance(v, (int, float, str))},
         "mib": {k: v for k, v in conn.mib.items() if v},
     }
+    if isinstance(conn, MptcpConnection):
+        info = conn.info()
+        done["mptcp"] = {k: v for k, v in info.items() if k != "subflow"}
+        sub = info.get("subflow")
+        if isinstance(sub, dict):
+            done["tcp"] = {k: v for k, v in sub.items() if isinstance(v, (int, float, str))}
+        done["mib"].update({k: v for k, v in conn.stack.tcp.mib.items() if v})
+    return done
 
 
 def _emitter(json_mode: bool) -> Callable[[dict[str, Any]], None]:
@@ -304,8 +314,16 @@ async def _with_stack(args: argparse.Namespace,
         return 2
     try:
         rng = random.Random(args.seed if args.deterministic else secrets.randbits(64))
-        stack = Stack(args.local, rng, config=stack_config(args, driver),
-                      csum_offload=driver.csum_offload)
+        stack: Any
+        if args.mptcp:
+            stack = MptcpStack(args.local, rng, config=stack_config(args, driver),
+                               mptcp=MptcpConfig(checksums=args.checksums,
+                                                 send_buffer=args.buffer,
+                                                 recv_buffer=args.buffer),
+                               csum_offload=driver.csum_offload)
+        else:
+            stack = Stack(args.local, rng, config=stack_config(args, driver),
+                          csum_offload=driver.csum_offload)
         meter = _Meter(emit, args.json, sys.stderr)
         tracer = _find_tracer(driver)
         async with StackRunner(stack, driver, tracer=tracer) as runner:
@@ -409,6 +427,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", type=float, default=0.0, help="userspace rate limit, Mbit/s")
     p.add_argument("--json", action="store_true", help="JSON lines on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--mptcp", action="store_true", help="speak MPTCP v1 (RFC 8684)")
+    p.add_argument("--checksums", action="store_true",
+                   help="with --mptcp: request DSS checksums (MP_CAPABLE flag A)")
 
 
 def _run(fn: Callable[[argparse.Namespace], Any]) -> Callable[[argparse.Namespace], int]:

@@ -201,6 +201,7 @@ class TcpConnection:
         self.wake: Callable[[TcpConnection], None] | None = None
         """Set by a Stack: called when an application call may have made output due."""
         self.outq: list[Segment] = []
+        self.gso_mss = 0  # output.collect: the data payload size of the latest plan
         self.ip_headers: dict[int, IPHeader] = {}  # by ECN codepoint (output.ip_header)
         self.events: deque[Event] = deque()
         # --- extensions ---
@@ -297,6 +298,8 @@ class TcpConnection:
         be cut into by a TSO/GSO driver: the send MSS less the options of a data segment
         (timestamps; a super-segment carrying k option bytes is cut every ``mss_send - k``
         bytes -- the engine sizes super-segments in multiples of that)."""
+        if self.gso_mss:
+            return self.gso_mss  # the payload size the last data was built with (options)
         return max(1, self.mss_send - (12 if self.ts_ok else 0))
 
     @property

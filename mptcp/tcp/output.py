@@ -385,6 +385,7 @@ def _send_data(c: TcpConnection, now: float, out: list[Segment]) -> None:
         return
     plan = plan_options(c, _DATA)
     mss = max_payload(c, plan)
+    c.gso_mss = mss  # what a TSO driver cuts this call's super-segments at (extension options)
     # 1. retransmissions (loss recovery, RTO, TLP): recovery.py decides, cwnd permitting
     recovery.retransmit(c, now, out, plan, mss)
     if c._state not in _NEW_DATA_STATES and not fin_unsent:

@@ -1,0 +1,233 @@
+"""The Sans-IO MPTCP host: a TCP :class:`~mptcp.tcp.stack.Stack` for the subflows, the token
+table, MPTCP listeners, and the pump that runs the connections' data-level logic.
+
+:class:`MptcpStack` has the ``Stack`` interface (``receive`` / ``packets_to_send(_gso)`` /
+``get_timer`` / ``handle_timer`` / ``connect`` / ``listen`` / ``unlisten`` / ``accept``), so
+the trio :class:`~mptcp.io.runner.StackRunner` and the stream API drive it unchanged; its
+connections are :class:`~mptcp.connection.MptcpConnection` objects.
+
+- RFC 8684 §3.1 passive side: a listener hook claims every SYN to an MPTCP port; with
+  MP_CAPABLE the subflow answers with our key, without it the connection is plain TCP from
+  the start (fallback, ``MPTcpExtMPCapableFallbackACK`` is not counted for a peer that never
+  asked).  A flag-B SYN is answered without MP_CAPABLE (RFC 8684 §3.1: "MUST fall back").
+- The pump: after packets are received, timers run, or the application called in, every
+  connection that something happened to moves data between its data level and its subflow
+  (``MptcpConnection.pump``) before the subflows' packets are collected.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from mptcp.connection import MptcpConfig, MptcpConnection
+from mptcp.keys import TokenTable
+from mptcp.mib import MptcpMib
+from mptcp.subflow import SubflowExt
+from mptcp.tcp.config import TcpConfig
+from mptcp.tcp.connection import TcpConnection, normalize_endpoint
+from mptcp.tcp.stack import ListenerHook, Stack, StackError
+from mptcp.tcp.state import TcpState
+from mptcp.wire.mptcp_handshake import MPC_FLAG_EXTENSIBILITY, MpCapable
+from mptcp.wire.segment import Segment
+
+__all__ = ["MptcpStack", "MptcpListener"]
+
+
+@dataclass
+class MptcpListener:
+    port: int
+    config: TcpConfig
+    backlog: int
+    address: bytes | None = None
+    pending: set[MptcpConnection] = field(default_factory=set)
+    ready: deque[MptcpConnection] = field(default_factory=deque)
+
+
+class _Hook(ListenerHook):
+    def __init__(self, host: MptcpStack) -> None:
+        self.host = host
+
+    def on_syn(self, stack: Stack, seg: Segment, now: float
+               ) -> TcpConnection | Literal[False] | None:
+        return self.host._on_syn(seg, now)
+
+
+class MptcpStack:
+    """A host speaking MPTCP v1 (see the module docstring)."""
+
+    def __init__(self, addresses: Iterable[bytes | str], rng: random.Random, *,
+                 config: TcpConfig | None = None, mptcp: MptcpConfig | None = None,
+                 verify_checksums: bool = True, csum_offload: bool = False) -> None:
+        self.tcp = Stack(addresses, rng, config=config, verify_checksums=verify_checksums,
+                         csum_offload=csum_offload)
+        self.rng = rng
+        self.config = self.tcp.config
+        self.mptcp_config = mptcp if mptcp is not None else MptcpConfig()
+        self.csum_offload = csum_offload
+        self.mib = MptcpMib()
+        self.tokens: TokenTable[MptcpConnection] = TokenTable()
+        self.listeners: dict[tuple[bytes | None, int], MptcpListener] = {}
+        self.connections: dict[TcpConnection, MptcpConnection] = {}
+        self._dirty: dict[MptcpConnection, None] = {}
+        self._owner: dict[MptcpConnection, MptcpListener] = {}
+        self.tcp.add_listener_hook(_Hook(self))
+
+    @property
+    def addresses(self) -> set[bytes]:
+        return self.tcp.addresses
+
+    # ------------------------------------------------------------------ connections ---------
+    def _new(self, client: bool, tcp_config: TcpConfig, now: float) -> MptcpConnection:
+        mc = MptcpConnection(self, client=client, config=self.mptcp_config,
+                             tcp_config=tcp_config, now=now)
+        mc.wake = self._wake
+        return mc
+
+    def connect(self, remote: tuple[bytes | str, int], *,
+                local: tuple[bytes | str, int] | None = None, config: TcpConfig | None = None,
+                now: float = 0.0) -> MptcpConnection:
+        """Active open with MP_CAPABLE (RFC 8684 §3.1)."""
+        cfg = config or self.config
+        mc = self._new(True, cfg, now)
+        sub = self.tcp.connect(remote, local=local, config=cfg, now=now)
+        mc.attach_subflow(sub, SubflowExt(mc, client=True))
+        self.connections[sub] = mc
+        self._dirty[mc] = None
+        return mc
+
+    def listen(self, port: int, config: TcpConfig | None = None, *, backlog: int = 128,
+               address: bytes | str | None = None) -> MptcpListener:
+        addr = normalize_endpoint((address, 0))[0] if address is not None else None
+        key = (addr, port)
+        if key in self.listeners:
+            raise StackError(f"port {port} already listening")
+        lst = MptcpListener(port, config or self.config, backlog, addr)
+        self.listeners[key] = lst
+        return lst
+
+    def unlisten(self, port: int, address: bytes | str | None = None) -> None:
+        addr = normalize_endpoint((address, 0))[0] if address is not None else None
+        self.listeners.pop((addr, port), None)
+
+    def accept(self, port: int | None = None) -> MptcpConnection | None:
+        for lst in self.listeners.values():
+            if (port is None or lst.port == port) and lst.ready:
+                mc = lst.ready.popleft()
+                self._owner.pop(mc, None)
+                return mc
+        return None
+
+    def __iter__(self) -> Iterator[MptcpConnection]:
+        return iter(list(self.connections.values()))
+
+    def _on_syn(self, seg: Segment, now: float) -> TcpConnection | Literal[False] | None:
+        dst = bytes(seg.ip.dst)
+        lst = self.listeners.get((dst, seg.tcp.dport)) or \
+            self.listeners.get((None, seg.tcp.dport))
+        if lst is None:
+            return None  # not ours: plain TCP listeners / RST
+        if len(lst.pending) + len(lst.ready) >= lst.backlog:
+            self.tcp.mib["TcpExtListenOverflows"] += 1
+            return False
+        mpc = next((o for o in seg.tcp.options if type(o) is MpCapable), None)
+        sub = TcpConnection.accept_syn(seg, lst.config, self.rng, now, mib=self.tcp.mib,
+                                       isn_gen=self.tcp.isn_gen)
+        mc = self._new(False, lst.config, now)
+        ext = SubflowExt(mc, client=False)
+        mc.attach_subflow(sub, ext)
+        if mpc is None or mpc.flags & MPC_FLAG_EXTENSIBILITY or mpc.version != 1:
+            mc.fallback = "SYN without MP_CAPABLE" if mpc is None else \
+                f"MP_CAPABLE version {mpc.version} / flag B"
+            if mpc is not None:
+                self.mib.incr("MPTcpExtMpcVersionMismatch")
+        else:
+            self.mib.incr("MPTcpExtMPCapableSYNRX")
+            if mpc.checksum_required:
+                mc.checksums = True
+        self.connections[sub] = mc
+        lst.pending.add(mc)
+        self._owner[mc] = lst
+        self._dirty[mc] = None
+        return sub
+
+    # ------------------------------------------------------------------ Sans-IO -------------
+    def _wake(self, mc: MptcpConnection) -> None:
+        self._dirty[mc] = None
+
+    def receive(self, packet: bytes, now: float, csum_ok: bool = False) -> None:
+        self.tcp.receive(packet, now, csum_ok)
+
+    def _pump(self, now: float) -> None:
+        # every connection whose subflow was touched by the TCP stack is dirty there
+        for touched in list(self.tcp._dirty):
+            owner = self.connections.get(touched)
+            if owner is not None:
+                self._dirty[owner] = None
+        while self._dirty:
+            batch = list(self._dirty)
+            self._dirty.clear()
+            for mc in batch:
+                mc.pump(now)
+                sub = mc.sub
+                if sub is not None:
+                    self.tcp._dirty[sub] = None
+                self._after(mc)
+
+    def _after(self, mc: MptcpConnection) -> None:
+        lst = self._owner.get(mc)
+        if lst is not None and mc in lst.pending and mc.connected_reported:
+            lst.pending.discard(mc)
+            lst.ready.append(mc)
+        sub = mc.sub
+        if sub is not None and sub.state is TcpState.CLOSED:
+            if lst is not None:
+                lst.pending.discard(mc)
+                self._owner.pop(mc, None)
+            self.connections.pop(sub, None)
+            self.tokens.unregister(mc.local_token, mc)
+
+    def packets_to_send(self, now: float) -> list[bytes]:
+        self._pump(now)
+        out = self.tcp.packets_to_send(now)
+        self._pump_after(now)
+        return out
+
+    def packets_to_send_gso(self, now: float) -> list[tuple[bytes, int]]:
+        self._pump(now)
+        out = self.tcp.packets_to_send_gso(now)
+        self._pump_after(now)
+        return out
+
+    def _pump_after(self, now: float) -> None:
+        """Connections whose subflow sent something may now hand it more (send space)."""
+        for mc in list(self.connections.values()):
+            if mc.sub is not None and mc.sub.send_space and mc.sendbuf.nxt != mc.sendbuf.end:
+                self._dirty[mc] = None
+        self._after_all()
+
+    def _after_all(self) -> None:
+        for mc in list(self.connections.values()):
+            self._after(mc)
+
+    def get_timer(self) -> float | None:
+        t = self.tcp.get_timer()
+        for mc in self.connections.values():
+            f = mc.fin_retx_at
+            if f is not None and not mc.sendbuf.fin_acked and (t is None or f < t):
+                t = f
+        return t
+
+    def handle_timer(self, now: float) -> None:
+        self.tcp.handle_timer(now)
+        for mc in list(self.connections.values()):
+            f = mc.fin_retx_at
+            if f is not None and f <= now:
+                self._dirty[mc] = None
+        self._pump(now)
+
+    def with_config(self, **kw: object) -> TcpConfig:
+        return replace(self.config, **kw)  # type: ignore[arg-type]

@@ -1,0 +1,299 @@
+"""One MPTCP subflow: the TCP extension that speaks MP_CAPABLE and DSS on a
+:class:`~mptcp.tcp.connection.TcpConnection` for its :class:`~mptcp.connection.MptcpConnection`.
+
+- RFC 8684 §3.1 MP_CAPABLE (v1): SYN (4 bytes, flags A/H), SYN/ACK (12, the listener's key),
+  third ACK (20, both keys), and the first data segment (22, both keys + data-level length;
+  24 with a checksum) -- the client repeats its keys on ACKs and uses the keyed form on the
+  first data until the peer shows it has them (any DSS from the peer), so the handshake
+  survives a lost third ACK.
+- RFC 8684 §3.3 DSS: every segment after the handshake carries a DATA_ACK (8 bytes, like
+  Linux); every data segment carries a mapping of its own bytes (8-byte DSN, relative SSN,
+  data-level length), so a mapping never spans two segments the engine cut differently; the
+  DATA_FIN rides on the segment carrying the last data byte or on a data-less DSS (SSN 0,
+  data-level length 1, as Linux sends it) -- §3.3.3.
+- RFC 8684 §3.3.1 receive side: mappings go to :class:`~mptcp.mapping.RecvMappings`; the
+  connection moves in-order subflow bytes to the data level through them.
+- RFC 8684 §3.7 fallback decisions that belong to one segment: no MP_CAPABLE on the SYN/ACK,
+  a third ACK / first data without MPTCP options.
+
+The data-level logic (buffers, DATA_ACK processing, states) is the connection's; this class
+only translates between options and the connection's calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from mptcp.dsn import expand
+from mptcp.mapping import Mapping, MappingError, RecvMappings
+from mptcp.tcp.hooks import OutHeader, SegmentKind, TcpExtension, Verdict
+from mptcp.wire.mptcp_crypto import dss_checksum
+from mptcp.wire.mptcp_handshake import (
+    MPC_FLAG_CHECKSUM,
+    MPC_FLAG_EXTENSIBILITY,
+    MPC_FLAG_HMAC_SHA256,
+    MpCapable,
+)
+from mptcp.wire.mptcp_options import Dss
+
+if TYPE_CHECKING:
+    from mptcp.connection import MptcpConnection
+    from mptcp.tcp.connection import TcpConnection
+    from mptcp.wire.options import TcpOption
+    from mptcp.wire.segment import Segment
+
+__all__ = ["SubflowExt"]
+
+_MASK64 = (1 << 64) - 1
+_DSS_ACK = 12  # kind, len, flags word + 8-byte DATA_ACK
+_DSS_MAP = 14  # 8-byte DSN + SSN + data-level length
+_MAX_DLL = 0xFFFF  # the data-level length is 16 bits
+
+
+class SubflowExt(TcpExtension):
+    """MP_CAPABLE / DSS for one subflow of ``mc`` (see the module docstring)."""
+
+    def __init__(self, mc: MptcpConnection, *, client: bool) -> None:
+        self.mc = mc
+        self.client = client
+        self.conn: TcpConnection | None = None
+        self.peer_dss_seen = False  # the peer sent a DSS: it has our keys (client side)
+        self.keys_sent = False  # client: the third ACK with both keys left
+        self.mpc_confirmed = False  # server: the client's key arrived (third ACK / data)
+        self.recv_maps = RecvMappings()
+        self.read_ssn = 1  # next subflow byte (relative SSN) to move to the data level
+        self.send_maps: list[tuple[int, int, int]] = []  # (ssn, dsn, length), ascending
+        self.checked_first_segment = False
+
+    def attach(self, conn: TcpConnection) -> None:
+        self.conn = conn
+
+    # ------------------------------------------------------------------ send mappings -------
+    def map_sent(self, ssn: int, dsn: int, length: int) -> None:
+        """The connection wrote data-level bytes [dsn, dsn+length) to this subflow at
+        relative SSN ``ssn``."""
+        maps = self.send_maps
+        if maps:
+            s, d, n = maps[-1]
+            if s + n == ssn and (d + n) & _MASK64 == dsn:
+                maps[-1] = (s, d, n + length)  # contiguous: one run with one offset
+                return
+        maps.append((ssn, dsn, length))
+
+    def _dsn_of(self, ssn: int, length: int) -> int | None:
+        """The DSN of subflow byte ``ssn`` if [ssn, ssn+length) lies in one send run."""
+        maps = self.send_maps
+        for i in range(len(maps) - 1, -1, -1):
+            s, d, n = maps[i]
+            if s <= ssn:
+                if ssn + length <= s + n:
+                    return (d + ssn - s) & _MASK64
+                return None
+        return None
+
+    def forget_acked(self, snd_una: int) -> None:
+        """Drop send runs the subflow has fully acknowledged (``snd_una`` relative)."""
+        maps = self.send_maps
+        k = 0
+        while k < len(maps) - 1 and maps[k][0] + maps[k][2] <= snd_una:
+            k += 1
+        if k:
+            del maps[:k]
+
+    # ------------------------------------------------------------------ outgoing options ----
+    def option_space(self, conn: TcpConnection, kind: SegmentKind) -> int:
+        mc = self.mc
+        if mc.fallback is not None or kind is SegmentKind.RST:
+            return 0
+        if kind is SegmentKind.SYN:
+            return 4
+        if kind is SegmentKind.SYN_ACK:
+            return 12
+        csum = 2 if mc.checksums else 0
+        if self.client and not self.peer_dss_seen:
+            if kind is SegmentKind.DATA:  # MP_CAPABLE with data (first byte) or a DSS
+                return _DSS_ACK + _DSS_MAP + csum
+            return 20
+        if mc.remote_key is None:
+            return 0  # server before the client's key arrived: nothing to acknowledge yet
+        if kind is SegmentKind.DATA:
+            return _DSS_ACK + _DSS_MAP + csum
+        return _DSS_ACK + (_DSS_MAP + csum if mc.data_fin_due() else 0)
+
+    def write_options(self, conn: TcpConnection, kind: SegmentKind, space: int,
+                      hdr: OutHeader) -> Sequence[TcpOption]:
+        mc = self.mc
+        if mc.fallback is not None:
+            return ()
+        flags = MPC_FLAG_HMAC_SHA256 | (MPC_FLAG_CHECKSUM if mc.config.checksums else 0)
+        if kind is SegmentKind.SYN:
+            mc.mib.incr("MPTcpExtMPCapableSYNTX")
+            return (MpCapable(flags=flags),)
+        if kind is SegmentKind.SYN_ACK:
+            return (MpCapable(flags=flags, sender_key=mc.local_key),)
+        if self.client and not self.peer_dss_seen:
+            if mc.remote_key is None:
+                return ()
+            if kind is SegmentKind.DATA and hdr.seq == 1 and hdr.length and space >= 22:
+                # RFC 8684 §3.1: MP_CAPABLE with data (implicit DSN = IDSN + 1)
+                dll = min(hdr.length, _MAX_DLL)
+                csum = self._checksum(conn, mc.local_idsn_plus1(), 1, dll, hdr) \
+                    if mc.checksums and space >= 24 else None
+                self.keys_sent = True
+                return (MpCapable(flags=flags, sender_key=mc.local_key,
+                                  receiver_key=mc.remote_key, data_level_length=dll,
+                                  checksum=csum),)
+            if kind is SegmentKind.ACK and space >= 20:
+                self.keys_sent = True
+                return (MpCapable(flags=flags, sender_key=mc.local_key,
+                                  receiver_key=mc.remote_key),)
+            if kind is not SegmentKind.DATA:
+                return ()
+            # data past the first byte before the peer's DSS: a DSS mapping (below)
+        if mc.remote_key is None or space < _DSS_ACK:
+            return ()
+        ack = mc.data_ack()
+        fin_dsn = mc.data_fin_dsn()
+        if kind is SegmentKind.DATA and hdr.length and space >= _DSS_ACK + _DSS_MAP:
+            dsn = self._dsn_of(hdr.seq, hdr.length)
+            if dsn is None:
+                mc.mib.incr("MPTcpExtDSSNoMatchTCP")
+                return (Dss(data_ack=ack, ack64=True),)
+            dll = hdr.length
+            fin = fin_dsn is not None and (dsn + dll) & _MASK64 == fin_dsn
+            csum = None
+            if mc.checksums:
+                if space < _DSS_ACK + _DSS_MAP + 2:
+                    return (Dss(data_ack=ack, ack64=True),)
+                csum = self._checksum(conn, dsn, hdr.seq, dll + fin, hdr)
+            if fin:
+                mc.note_data_fin_sent()
+            return (Dss(data_ack=ack, dsn=dsn, ssn=hdr.seq & 0xFFFFFFFF,
+                        data_level_length=dll + fin, checksum=csum, data_fin=fin,
+                        ack64=True, dsn64=True),)
+        if fin_dsn is not None and mc.data_fin_due() and space >= _DSS_ACK + _DSS_MAP + (
+                2 if mc.checksums else 0):
+            # RFC 8684 §3.3.3: a DATA_FIN without data: SSN 0, data-level length 1
+            csum = dss_checksum(fin_dsn, 0, 1, b"") if mc.checksums else None
+            mc.note_data_fin_sent()
+            return (Dss(data_ack=ack, dsn=fin_dsn, ssn=0, data_level_length=1, checksum=csum,
+                        data_fin=True, ack64=True, dsn64=True),)
+        return (Dss(data_ack=ack, ack64=True),)
+
+    def _checksum(self, conn: TcpConnection, dsn: int, ssn: int, dll: int,
+                  hdr: OutHeader) -> int:
+        """RFC 8684 §3.3.1 DSS checksum over the segment's payload (read back from the
+        subflow's send buffer: the option hook sees offsets, not bytes)."""
+        payload = conn.sendbuf.peek(hdr.seq, hdr.length) if hdr.length else b""
+        return dss_checksum(dsn, ssn, dll, payload)
+
+    # ------------------------------------------------------------------ incoming ------------
+    def on_segment(self, conn: TcpConnection, seg: Segment, now: float) -> Verdict:
+        mc = self.mc
+        if mc.fallback is not None:
+            return Verdict.ACCEPT
+        mpc: MpCapable | None = None
+        dss: Dss | None = None
+        for opt in seg.tcp.options:
+            t = type(opt)
+            if t is Dss:
+                dss = opt  # type: ignore[assignment]
+            elif t is MpCapable:
+                mpc = opt  # type: ignore[assignment]
+            elif mc.on_other_option(self, opt, now):
+                return Verdict.DROP
+        flags = seg.tcp.flags
+        if flags & 0x02:  # SYN (/ACK): the client learns the server's key
+            return self._on_synack(mpc) if self.client else Verdict.ACCEPT
+        if mpc is not None and not self.client:
+            if mc.remote_key is None and not self._server_keys(mpc):
+                return Verdict.ACCEPT
+            if mpc.data_level_length is not None and seg.payload \
+                    and mpc.sender_key == mc.remote_key:
+                # RFC 8684 §3.1: MP_CAPABLE with data maps the first bytes (DSN = IDSN + 1)
+                self._add_map(Mapping(1, (mc.remote_idsn + 1) & _MASK64,
+                                      mpc.data_level_length, False), mpc.checksum, seg)
+        if dss is not None:
+            self.peer_dss_seen = True
+            if not self.client and mc.remote_key is None:
+                mc.set_fallback("DSS before the client's key", "MPTcpExtMPCapableFallbackACK")
+                return Verdict.ACCEPT
+            if dss.data_ack is not None:
+                mc.on_data_ack(expand(dss.data_ack, 64 if dss.ack64 else 32, mc.snd_una()),
+                               now)
+            if dss.dsn is not None:
+                self._on_mapping(dss, seg)
+        elif not self.checked_first_segment and seg.payload and (
+                (self.client and not self.peer_dss_seen) or mc.remote_key is None):
+            # RFC 8684 §3.7: the first data without any MPTCP option: the path strips them
+            mc.set_fallback("data without DSS", "MPTcpExtMPCapableFallbackACK")
+            return Verdict.ACCEPT
+        if seg.payload:
+            self.checked_first_segment = True
+        if not self.client and mc.remote_key is None and not flags & 0x04 \
+                and conn.state.value == "SYN-RECEIVED" and mpc is None and dss is None:
+            # the third ACK without MP_CAPABLE: options stripped after the SYN/ACK
+            mc.set_fallback("third ACK without MP_CAPABLE", "MPTcpExtMPCapableFallbackACK")
+        mc.touch()
+        return Verdict.ACCEPT
+
+    def _on_synack(self, mpc: MpCapable | None) -> Verdict:
+        mc = self.mc
+        if mpc is None or mpc.sender_key is None:
+            mc.set_fallback("SYN/ACK without MP_CAPABLE", "MPTcpExtMPCapableFallbackSYNACK")
+            return Verdict.ACCEPT
+        if mpc.version != 1 or not mpc.flags & MPC_FLAG_HMAC_SHA256:
+            mc.set_fallback(f"MP_CAPABLE version {mpc.version}", "MPTcpExtMpcVersionMismatch")
+            return Verdict.ACCEPT
+        mc.mib.incr("MPTcpExtMPCapableSYNACKRX")
+        mc.set_remote_key(mpc.sender_key, bool(mpc.flags & MPC_FLAG_CHECKSUM))
+        return Verdict.ACCEPT
+
+    def _server_keys(self, mpc: MpCapable) -> bool:
+        mc = self.mc
+        if mpc.sender_key is None or mpc.receiver_key != mc.local_key:
+            mc.mib.incr("MPTcpExtMPCapableFallbackACK")
+            return False
+        mc.mib.incr("MPTcpExtMPCapableACKRX")
+        mc.set_remote_key(mpc.sender_key, bool(mpc.flags & MPC_FLAG_CHECKSUM))
+        self.mpc_confirmed = True
+        return True
+
+    def _on_mapping(self, dss: Dss, seg: Segment) -> None:
+        mc = self.mc
+        assert dss.dsn is not None and dss.ssn is not None and dss.data_level_length is not None
+        dsn = expand(dss.dsn, 64 if dss.dsn64 else 32, mc.rcv_nxt())
+        dll = dss.data_level_length
+        if dll == 0:
+            mc.on_infinite_mapping(self, dsn, dss.ssn)
+            return
+        if dss.data_fin and dll == 1 and dss.ssn == 0:
+            mc.on_data_fin(dsn)  # a DATA_FIN without data (RFC 8684 §3.3.3)
+            return
+        length = dll - (1 if dss.data_fin else 0)
+        conn = self.conn
+        assert conn is not None
+        # the 32-bit relative SSN, expanded next to the bytes being read
+        ssn = expand(dss.ssn, 32, self.read_ssn)
+        self._add_map(Mapping(ssn, dsn, length, dss.data_fin), dss.checksum, seg)
+
+    def _add_map(self, m: Mapping, checksum: int | None, seg: Segment) -> None:
+        mc = self.mc
+        try:
+            self.recv_maps.add(m)
+        except MappingError as e:
+            mc.mib.incr("MPTcpExtDSSNotMatching")
+            mc.on_bad_mapping(self, str(e))
+            return
+        if m.fin:
+            mc.on_data_fin((m.dsn + m.length) & _MASK64)
+        if mc.checksums and checksum is not None:
+            mc.note_mapping_checksum(self, m, checksum)
+        _ = seg
+
+    # ------------------------------------------------------------------ helpers -------------
+    @staticmethod
+    def mpc_flags_ok(mpc: MpCapable) -> bool:
+        """RFC 8684 §3.1: B must be 0, H must be 1 for v1."""
+        return not mpc.flags & MPC_FLAG_EXTENSIBILITY and bool(mpc.flags & MPC_FLAG_HMAC_SHA256)
