@@ -59,7 +59,8 @@ def _snmp_tcp(path: Path) -> dict[str, int]:
 
 def _duplex(path: Path, *, ours_role: str, nbytes: int, timeout: float,
             extra: tuple[str, ...] = (), pcap: str | None = None, offload: bool = True,
-            port: int | None = None) -> tuple[PeerResult, PeerResult, dict[str, Any]]:
+            port: int | None = None, kernel_mptcp: bool = False,
+            ) -> tuple[PeerResult, PeerResult, dict[str, Any]]:
     """``nbytes`` each way at once between our stack and the kernel; returns (ours, kernel,
     our raw done event)."""
     port = port or _port()
@@ -67,7 +68,7 @@ def _duplex(path: Path, *, ours_role: str, nbytes: int, timeout: float,
     if ours_role == "client":
         with LinuxPeer.start(path.peer_ns, "server", host=path.peer_addr, port=port,
                              mode="duplex", nbytes=nbytes, seed=seed_kernel,
-                             timeout=timeout) as k:
+                             timeout=timeout, mptcp=kernel_mptcp) as k:
             k.wait_listening()
             with start_on_path(path, "client", port=port, mode="duplex", nbytes=nbytes,
                                seed=seed_ours, timeout=timeout, extra=extra, pcap=pcap,
@@ -82,7 +83,7 @@ def _duplex(path: Path, *, ours_role: str, nbytes: int, timeout: float,
             o.wait_listening(30.0)
             with LinuxPeer.start(path.peer_ns, "client", host=path.stack_addr, port=port,
                                  mode="duplex", nbytes=nbytes, seed=seed_kernel,
-                                 timeout=timeout) as k:
+                                 timeout=timeout, mptcp=kernel_mptcp) as k:
                 kernel = k.result(timeout + 30)
             ours = o.result(timeout + 30)
             done = o.done_event or {}

@@ -1,0 +1,99 @@
+"""Our MPTCP v1 against the Linux kernel's, in network namespaces (root): the kernel must see a
+real MPTCP connection (its ``MPTCP_INFO``: not fallen back, our key received), and data must
+arrive byte-exact both ways (RFC 8684 §3.1, §3.3).
+
+Topology and endpoints as in ``test_kernel_tcp.py`` (TUN with offloads; our side is the
+``mptcp-lab`` CLI with ``--mptcp``; the kernel side is ``interop.linux_peer --mptcp``).  Every
+transfer is duplex, 100 MB each way.  DSS checksums (RFC 8684 §3.3.1) are exercised when we ask
+(flag A in our MP_CAPABLE) and when the kernel asks (``net.mptcp.checksum_enabled=1`` in the
+peer's namespace): the kernel verifies ours, so a wrong checksum would make it fall back or
+reset.  Fallback (§3.7): a kernel plain-TCP server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from interop.linux_peer import PeerResult
+from interop.topology import Path, Topology, skip_reason, stack_and_peer
+from tests.interop.test_kernel_tcp import _duplex
+
+MB100 = 100_000_000
+
+
+@pytest.fixture
+def topo() -> Iterator[Topology]:
+    reason = skip_reason(tun=True, tools=("ip", "nft"))
+    if reason:
+        pytest.skip(reason)
+    with Topology() as t:
+        yield t
+
+
+def _mptcp_path(topo: Topology, kernel_checksums: bool) -> Path:
+    path = stack_and_peer(topo, driver="tun")
+    topo.sysctl(path.peer_ns, "net.mptcp.enabled", 1)
+    topo.sysctl(path.peer_ns, "net.mptcp.checksum_enabled", int(kernel_checksums))
+    return path
+
+
+def _assert_real_mptcp(kernel: PeerResult, done: dict[str, Any], checksums: bool) -> None:
+    info = kernel.mptcp
+    assert info is not None, "the kernel endpoint reported no MPTCP_INFO"
+    assert info["is_mptcp"] and not info["fallback"], info
+    assert info["remote_key_received"], info
+    assert info["bytes_received"] == MB100 or info["bytes_received"] == 0  # older kernels
+    assert info["csum_enabled"] == int(checksums), info
+    ours = done["mptcp"]
+    assert ours is not None and ours["mptcp"] and ours["fallback"] is None, ours
+    assert ours["checksums"] == checksums, ours
+    assert done["mib"].get("MPTcpExtDataFinTx", 0) >= 1
+    assert done["mib"].get("MPTcpExtDataFinRx", 0) >= 1
+
+
+@pytest.mark.rfc("8684", "3.1")
+@pytest.mark.parametrize("checksums", ["off", "ours", "kernel"])
+@pytest.mark.parametrize("ours_role", ["client", "server"])
+def test_mptcp_100mb_each_way_with_linux(topo: Topology, ours_role: str, checksums: str
+                                         ) -> None:
+    path = _mptcp_path(topo, kernel_checksums=checksums == "kernel")
+    extra = ("--mptcp",) + (("--checksums",) if checksums == "ours" else ())
+    _, kernel, done = _duplex(path, ours_role=ours_role, nbytes=MB100, timeout=120,
+                              extra=extra, kernel_mptcp=True)
+    _assert_real_mptcp(kernel, done, checksums != "off")
+
+
+@pytest.mark.rfc("8684", "3.3")
+@pytest.mark.parametrize("ours_role", ["client", "server"])
+def test_mptcp_100mb_each_way_with_1pct_loss(topo: Topology, ours_role: str) -> None:
+    path = _mptcp_path(topo, kernel_checksums=False)
+    for ns, dev in ((path.stack_ns, path.stack_dev), (path.peer_ns, path.peer_dev)):
+        topo.offloads(ns, dev, tso=False, gso=False)  # one drop = one wire packet
+        topo.nft_loss(ns, dev, 1.0)
+    _, kernel, done = _duplex(path, ours_role=ours_role, nbytes=MB100, timeout=240,
+                              extra=("--mptcp", "--gso-size", "0"), kernel_mptcp=True)
+    _assert_real_mptcp(kernel, done, False)
+    assert done["mib"].get("TcpRetransSegs", 0) > 0
+
+
+@pytest.mark.rfc("8684", "3.7")
+def test_fallback_to_a_plain_tcp_linux_server(topo: Topology) -> None:
+    path = _mptcp_path(topo, kernel_checksums=False)
+    _, kernel, done = _duplex(path, ours_role="client", nbytes=10_000_000, timeout=60,
+                              extra=("--mptcp",), kernel_mptcp=False)
+    assert kernel.mptcp is None
+    ours = done["mptcp"]
+    assert ours is not None and not ours["mptcp"] and "SYN/ACK" in ours["fallback"], ours
+    assert done["mib"].get("MPTcpExtMPCapableFallbackSYNACK") == 1
+
+
+@pytest.mark.rfc("8684", "3.7")
+def test_linux_plain_tcp_client_to_our_mptcp_server(topo: Topology) -> None:
+    path = _mptcp_path(topo, kernel_checksums=False)
+    _, _, done = _duplex(path, ours_role="server", nbytes=10_000_000, timeout=60,
+                              extra=("--mptcp",), kernel_mptcp=False)
+    ours = done["mptcp"]
+    assert ours is not None and not ours["mptcp"] and "SYN without" in ours["fallback"], ours
