@@ -169,16 +169,26 @@ class _FileSource:
         self._f.close()
 
 
+class Aborted(Exception):
+    """``--abort-after``: the endpoint aborted on purpose (RST; MP_FASTCLOSE with MPTCP)."""
+
+
 async def _send_source(stream: TcpStream, src: PatternSource | _FileSource,
-                       deadline: float | None, meter: _Meter, chunk: int) -> None:
+                       deadline: float | None, meter: _Meter, chunk: int,
+                       abort_after: int = 0) -> None:
     pos = 0
     while pos < src.size and (deadline is None or time.monotonic() < deadline):
+        if abort_after:
+            chunk = min(chunk, abort_after - pos)
         view = src.window(pos, chunk)
         if not view:
             break
         await stream.send_all(view)
         pos += len(view)
         meter.sent = pos
+        if abort_after and pos >= abort_after:
+            stream.abort()
+            raise Aborted(f"aborted after {pos} bytes")
     await stream.send_eof()
 
 
@@ -229,7 +239,7 @@ async def run_endpoint(stream: TcpStream, args: argparse.Namespace, meter: _Mete
             await stream.send_eof()
         elif args.mode == "source":
             assert src is not None
-            await _send_source(stream, src, deadline, meter, args.chunk)
+            await _send_source(stream, src, deadline, meter, args.chunk, args.abort_after)
             await _recv_all(stream, rx, meter)
         else:
             assert src is not None
@@ -239,9 +249,10 @@ async def run_endpoint(stream: TcpStream, args: argparse.Namespace, meter: _Mete
         with trio.move_on_after(args.timeout):
             await stream.aclose()
             await _linger(stream)
-    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, Aborted) as e:
         error = f"{type(e).__name__}: {e}"
         stream.abort()
+        await trio.sleep(0.05)  # let the RST (with MP_FASTCLOSE) leave before we exit
     finally:
         if isinstance(src, _FileSource):
             src.close()
@@ -428,6 +439,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="JSON lines on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.add_argument("--mptcp", action="store_true", help="speak MPTCP v1 (RFC 8684)")
+    p.add_argument("--abort-after", type=_size, default=0,
+                   help="source: abort after sending this many bytes (RST; MP_FASTCLOSE "
+                        "with --mptcp)")
     p.add_argument("--checksums", action="store_true",
                    help="with --mptcp: request DSS checksums (MP_CAPABLE flag A)")
 

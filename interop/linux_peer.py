@@ -242,6 +242,19 @@ def _recv_all(sock: socket.socket, hasher: Hasher, echo: bool = False) -> None:
         update(view[:n])
 
 
+def _recv_then_abort(sock: socket.socket, hasher: Hasher, limit: int) -> None:
+    """Read ``limit`` bytes, stop reading, let more arrive, then close with data unread: the
+    kernel answers with a RST (TCP) or MP_FASTCLOSE (MPTCP, Linux ``__mptcp_close``)."""
+    buf = bytearray(_RECV_BUF)
+    view = memoryview(buf)
+    while hasher.count < limit:
+        n = sock.recv_into(buf, min(len(buf), limit - hasher.count))
+        if not n:
+            return
+        hasher.update(view[:n])
+    time.sleep(0.3)
+
+
 def _send_pattern(sock: socket.socket, src: PatternSource, deadline: float | None) -> int:
     """Send ``src`` (until ``deadline`` if given); returns the bytes sent."""
     pos = 0
@@ -289,7 +302,10 @@ def run_endpoint(args: argparse.Namespace) -> dict[str, Any]:
             c0 = time.process_time()
             deadline = None if args.duration is None else t0 + args.duration
             try:
-                if args.mode == "sink":
+                if args.mode == "sink" and args.abort_after:
+                    _recv_then_abort(sock, rx, args.abort_after)
+                    error = "aborted: closed with unread data"
+                elif args.mode == "sink":
                     _recv_all(sock, rx)
                 elif args.mode == "echo":
                     _recv_all(sock, rx, echo=True)
@@ -353,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-hash", action="store_true", help="count bytes only (benchmarks)")
     p.add_argument("--duration", type=float, default=None,
                    help="send for this many seconds (with --bytes: whichever ends first)")
+    p.add_argument("--abort-after", type=int, default=0,
+                   help="sink: read this many bytes, then close with data unread (RST / "
+                        "MP_FASTCLOSE)")
     p.add_argument("--timeout", type=float, default=30.0,
                    help="accept/connect timeout and idle I/O timeout, seconds")
     return p
@@ -460,6 +479,7 @@ class LinuxPeer:
         hash: bool = True,
         duration: float | None = None,
         timeout: float = 30.0,
+        abort_after: int = 0,
     ) -> LinuxPeer:
         """Start an endpoint; ``netns`` None = this namespace (loopback use only)."""
         if role not in ("server", "client"):
@@ -474,6 +494,8 @@ class LinuxPeer:
             argv.append("--no-hash")
         if duration is not None:
             argv += ["--duration", str(duration)]
+        if abort_after:
+            argv += ["--abort-after", str(abort_after)]
         return cls(argv, netns)
 
     @property

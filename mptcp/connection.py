@@ -34,7 +34,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mptcp.datalevel import DataLevelError, DataReceiveBuffer, DataSendBuffer
-from mptcp.events import FallbackToTcp, MptcpConnected
+from mptcp.events import (
+    FallbackToTcp,
+    FastCloseReceived,
+    FastCloseSent,
+    MptcpConnected,
+    MptcpReset,
+)
 from mptcp.subflow import SubflowExt
 from mptcp.tcp.connection import TcpConnection, TcpStateError
 from mptcp.tcp.events import (
@@ -112,6 +118,11 @@ class MptcpConnection:
         self.fin_retx_at: float | None = None
         self.close_started: float | None = None
         self.subflow_closing = False
+        self.fastclose_pending = False  # our RSTs carry MP_FASTCLOSE (RFC 8684 §3.5)
+        self.fastclose_received = False
+        self.tcprst_reason = 0  # the MP_TCPRST reason on our RSTs (RFC 8684 §3.6)
+        self.tcprst_transient = False
+        self.peer_tcprst: int | None = None
         self.created = now
         self.wake: Any = None  # set by the stack (dirty marking), like TcpConnection.wake
 
@@ -167,12 +178,52 @@ class MptcpConnection:
         # everything written so far goes straight to the subflow from now on
         self.touch()
 
-    def fail(self, reason: str, *, reset: bool) -> None:
+    def fail(self, reason: str, *, reset: bool, tcprst: int | None = None) -> None:
+        """End the connection with ``reason``; ``reset`` aborts the subflow (a RST carrying
+        MP_TCPRST ``tcprst``, RFC 8684 §3.6)."""
         if self.failed is None:
             self.failed = reason
             self.events.append(Reset(reason) if reset else ConnectionFailed(reason))
+            self.events.append(MptcpReset(reason, tcprst))
+        if tcprst is not None:
+            self.tcprst_reason = tcprst
         if reset and self.sub is not None and self.sub.state is not S.CLOSED:
             self.sub.abort()
+
+    # ------------------------------------------------------------------ §3.5 / §3.6 ---------
+    def fastclose(self) -> None:
+        """RFC 8684 §3.5 option R: a RST with MP_FASTCLOSE (the peer's key) on every subflow,
+        then CLOSED.  Before MPTCP is up (or after fallback) it is a plain abort."""
+        if self.failed is not None:
+            return
+        if self.fallback is None and self.remote_key is not None:
+            self.fastclose_pending = True
+            self.events.append(FastCloseSent())
+        self.fail("fastclose sent" if self.fastclose_pending else "aborted", reset=True,
+                  tcprst=0)
+        self.touch()
+
+    def on_fastclose(self, key: int, on_rst: bool) -> bool:
+        """An MP_FASTCLOSE arrived; True when it carries our key (then the connection is
+        over: option R on a RST, option A on an ACK -- answered by a RST)."""
+        if key != self.local_key:
+            self.mib.incr("MPTcpExtFastcloseIgnoredBadKey")  # RFC 8684 §3.5: the valid key
+            return False
+        self.mib.incr("MPTcpExtMPFastcloseRx")
+        if not self.fastclose_received:
+            self.fastclose_received = True
+            self.events.append(FastCloseReceived())
+            if self.failed is None:
+                self.failed = "fastclose received"
+                self.events.append(Reset("fastclose received"))
+                self.events.append(MptcpReset("fastclose received", self.peer_tcprst))
+        self.touch()
+        return True
+
+    def on_tcprst(self, reason: int, transient: bool) -> None:
+        self.mib.incr("MPTcpExtMPRstRx")
+        self.peer_tcprst = reason
+        self.touch()
 
     # ------------------------------------------------------------------ called by the ext ---
     def touch(self) -> None:
@@ -241,7 +292,7 @@ class MptcpConnection:
 
     def on_bad_mapping(self, ext: SubflowExt, why: str) -> None:
         self.mib.incr("MPTcpExtMappingInvalid")
-        self.fail(f"invalid mapping: {why}", reset=True)
+        self.fail(f"invalid mapping: {why}", reset=True, tcprst=1)  # MPTCP-specific error
 
     def note_mapping_checksum(self, ext: SubflowExt, m: Mapping, checksum: int) -> None:
         """Checksums are computed on what we send; verification of received mappings is not
@@ -281,6 +332,7 @@ class MptcpConnection:
                 if self.failed is None:
                     self.failed = e.reason  # type: ignore[attr-defined]
                     self.events.append(e)
+                    self.events.append(MptcpReset(self.failed or "", self.peer_tcprst))
             elif t is EofReceived and self.fallback is None and self.recvbuf is not None \
                     and not self.recvbuf.fin_received:
                 # a subflow FIN without DATA_FIN: the subflow is closing (RFC 8684 §3.3.3)
@@ -489,8 +541,8 @@ class MptcpConnection:
         self.shutdown_write()
 
     def abort(self) -> None:
-        self.fail("aborted", reset=True)
-        self.touch()
+        """ABORT at the connection level: MP_FASTCLOSE (RFC 8684 §3.5 option R)."""
+        self.fastclose()
 
     def next_event(self) -> Event | None:
         return self.events.popleft() if self.events else None

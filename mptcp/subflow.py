@@ -35,7 +35,7 @@ from mptcp.wire.mptcp_handshake import (
     MPC_FLAG_HMAC_SHA256,
     MpCapable,
 )
-from mptcp.wire.mptcp_options import Dss
+from mptcp.wire.mptcp_options import Dss, MpFastClose, MpTcpRst
 
 if TYPE_CHECKING:
     from mptcp.connection import MptcpConnection
@@ -126,6 +126,8 @@ class SubflowExt(TcpExtension):
         mc = self.mc
         if mc.fallback is not None:
             return ()
+        if kind is SegmentKind.RST:
+            return self._rst_options(space)
         flags = MPC_FLAG_HMAC_SHA256 | (MPC_FLAG_CHECKSUM if mc.config.checksums else 0)
         if kind is SegmentKind.SYN:
             mc.mib.incr("MPTcpExtMPCapableSYNTX")
@@ -181,6 +183,20 @@ class SubflowExt(TcpExtension):
                         data_fin=True, ack64=True, dsn64=True),)
         return (Dss(data_ack=ack, ack64=True),)
 
+    def _rst_options(self, space: int) -> Sequence[TcpOption]:
+        """RFC 8684 §3.5 option R (MP_FASTCLOSE on the RST, the peer's key) and §3.6 MP_TCPRST
+        with our reason on every RST this subflow sends once MPTCP is up."""
+        mc = self.mc
+        out: list[TcpOption] = []
+        if mc.fastclose_pending and mc.remote_key is not None and space >= 12:
+            out.append(MpFastClose(mc.remote_key))
+            space -= 12
+            mc.mib.incr("MPTcpExtMPFastcloseTx")
+        if mc.remote_key is not None and space >= 4:
+            out.append(MpTcpRst(reason=mc.tcprst_reason, transient=mc.tcprst_transient))
+            mc.mib.incr("MPTcpExtMPRstTx")
+        return out
+
     def _checksum(self, conn: TcpConnection, dsn: int, ssn: int, dll: int,
                   hdr: OutHeader) -> int:
         """RFC 8684 §3.3.1 DSS checksum over the segment's payload (read back from the
@@ -195,15 +211,27 @@ class SubflowExt(TcpExtension):
             return Verdict.ACCEPT
         mpc: MpCapable | None = None
         dss: Dss | None = None
+        flags = seg.tcp.flags
+        fastclose: MpFastClose | None = None
         for opt in seg.tcp.options:
             t = type(opt)
             if t is Dss:
                 dss = opt  # type: ignore[assignment]
             elif t is MpCapable:
                 mpc = opt  # type: ignore[assignment]
-            elif mc.on_other_option(self, opt, now):
-                return Verdict.DROP
-        flags = seg.tcp.flags
+            elif t is MpFastClose:
+                fastclose = opt  # type: ignore[assignment]
+            elif t is MpTcpRst:
+                if flags & 0x04:  # RFC 8684 §3.6: only meaningful on a RST
+                    mc.on_tcprst(int(opt.reason), bool(opt.transient))  # type: ignore[attr-defined]
+                else:
+                    mc.mib.incr("MPTcpExtTcpRstIgnoredNoRst")
+        if fastclose is not None and mc.on_fastclose(fastclose.receiver_key, bool(flags & 0x04)):
+            # option R (on a RST): the engine applies the RST; option A (on an ACK): answer
+            # with a RST (RFC 8684 §3.5)
+            return Verdict.ACCEPT if flags & 0x04 else Verdict.RESET
+        if flags & 0x04:
+            return Verdict.ACCEPT  # the engine checks and applies the RST
         if flags & 0x02:  # SYN (/ACK): the client learns the server's key
             return self._on_synack(mpc) if self.client else Verdict.ACCEPT
         if mpc is not None and not self.client:

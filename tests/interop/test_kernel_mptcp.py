@@ -97,3 +97,61 @@ def test_linux_plain_tcp_client_to_our_mptcp_server(topo: Topology) -> None:
                               extra=("--mptcp",), kernel_mptcp=False)
     ours = done["mptcp"]
     assert ours is not None and not ours["mptcp"] and "SYN without" in ours["fallback"], ours
+
+
+def _netstat(ns: str) -> dict[str, int]:
+    import subprocess
+
+    out = subprocess.run(["ip", "netns", "exec", ns, "cat", "/proc/net/netstat"],
+                         capture_output=True, text=True, check=True).stdout
+    rows = [line.split()[1:] for line in out.splitlines() if line.startswith("MPTcpExt:")]
+    return dict(zip(rows[0], (int(x) for x in rows[1]), strict=True))
+
+
+@pytest.mark.rfc("8684", "3.5")
+def test_fastclose_and_tcprst_to_linux(topo: Topology) -> None:
+    """We abort (RFC 8684 §3.5 option R: RST + MP_FASTCLOSE + MP_TCPRST): the kernel counts
+    the fast close and the reset reason, and its socket sees the connection reset."""
+    from interop.linux_peer import LinuxPeer
+    from interop.our_peer import start_on_path
+
+    path = _mptcp_path(topo, kernel_checksums=False)
+    before = _netstat(path.peer_ns)
+    with LinuxPeer.start(path.peer_ns, "server", host=path.peer_addr, port=5301, mode="sink",
+                         mptcp=True, timeout=30) as k:
+        k.wait_listening()
+        with start_on_path(path, "client", port=5301, mode="source", nbytes=10_000_000,
+                           extra=("--mptcp", "--abort-after", "2000000")) as o:
+            ours = o.result(60)
+            done = o.done_event or {}
+        kernel = k.result(60)
+    after = _netstat(path.peer_ns)
+    assert ours.error is not None and "aborted" in ours.error
+    assert done["mib"].get("MPTcpExtMPFastcloseTx") == 1
+    assert after["MPFastcloseRx"] - before["MPFastcloseRx"] >= 1, after
+    assert after["MPRstRx"] - before["MPRstRx"] >= 1, after
+    assert kernel.error is not None and "Reset" in kernel.error
+    assert 0 < kernel.bytes_received <= 2_000_000
+
+
+@pytest.mark.rfc("8684", "3.5")
+def test_fastclose_from_linux(topo: Topology) -> None:
+    """The kernel closes with unread data (Linux ``__mptcp_close``: MP_FASTCLOSE): our
+    connection ends with the fast-close reason and counts it."""
+    from interop.linux_peer import LinuxPeer
+    from interop.our_peer import start_on_path
+
+    path = _mptcp_path(topo, kernel_checksums=False)
+    before = _netstat(path.peer_ns)
+    with LinuxPeer.start(path.peer_ns, "server", host=path.peer_addr, port=5302, mode="sink",
+                         mptcp=True, timeout=30, abort_after=1_000_000) as k:
+        k.wait_listening()
+        with start_on_path(path, "client", port=5302, mode="source", nbytes=50_000_000,
+                           extra=("--mptcp",)) as o:
+            ours = o.result(60)
+            done = o.done_event or {}
+        k.result(60)
+    after = _netstat(path.peer_ns)
+    assert after["MPFastcloseTx"] - before["MPFastcloseTx"] >= 1, after
+    assert ours.error is not None and "fastclose" in ours.error, ours.error
+    assert done["mib"].get("MPTcpExtMPFastcloseRx") == 1

@@ -155,3 +155,63 @@ def test_fallback_when_the_server_is_plain_tcp() -> None:
     assert c.fallback is not None and "SYN/ACK" in c.fallback
     assert any(type(e) is FallbackToTcp for e in c.events)
     assert a.mib["MPTcpExtMPCapableFallbackSYNACK"] == 1
+
+
+@pytest.mark.rfc("8684", "3.5")
+def test_fastclose_option_r_and_tcprst() -> None:
+    """abort() at the connection level: a RST with MP_FASTCLOSE (the peer's key) and
+    MP_TCPRST; the peer closes at once and reports why."""
+    from mptcp.events import FastCloseReceived, FastCloseSent, MptcpReset
+    from mptcp.tcp.events import Reset
+    from mptcp.wire.mptcp_options import MpFastClose, MpTcpRst
+
+    a, b = _stacks()
+    b.listen(80)
+    c = a.connect((SA, 80))
+    box: dict[str, MptcpConnection] = {}
+
+    def app(now: float) -> None:
+        s = box.get("s") or b.accept(80)
+        if s is not None:
+            box["s"] = s
+        if c.state is TcpState.ESTABLISHED and "s" in box and not box.get("sent"):
+            c.send(b"x" * 50_000)
+            box["sent"] = c  # type: ignore[assignment]
+
+    _run(a, b, lambda: "s" in box and box["s"].readable >= 50_000, app=app)
+    c.abort()
+    log = _run(a, b, lambda: box["s"].state is TcpState.CLOSED)
+    rst = [seg for d, seg in log if d == "ab" and seg.tcp.flags & 0x04]
+    assert rst, "no RST"
+    opts = rst[0].tcp.options
+    fc = [o for o in opts if type(o) is MpFastClose]
+    assert fc and fc[0].receiver_key == box["s"].local_key
+    assert any(type(o) is MpTcpRst for o in opts)
+    assert any(type(e) is FastCloseSent for e in c.events)
+    s_events = list(box["s"].events)
+    assert any(type(e) is FastCloseReceived for e in s_events)
+    assert any(type(e) is Reset for e in s_events)
+    assert any(type(e) is MptcpReset and e.tcprst == 0 for e in s_events)
+    assert a.mib["MPTcpExtMPFastcloseTx"] == 1 and b.mib["MPTcpExtMPFastcloseRx"] == 1
+    assert b.mib["MPTcpExtMPRstRx"] == 1
+
+
+@pytest.mark.rfc("8684", "3.5")
+def test_fastclose_with_a_wrong_key_is_ignored() -> None:
+    from mptcp.wire.mptcp_options import MpFastClose
+
+    a, b = _stacks()
+    b.listen(80)
+    c = a.connect((SA, 80))
+    box: dict[str, MptcpConnection] = {}
+
+    def app(now: float) -> None:
+        s = box.get("s") or b.accept(80)
+        if s is not None:
+            box["s"] = s
+
+    _run(a, b, lambda: "s" in box and c.fully_established, app=app)
+    s = box["s"]
+    assert not s.on_fastclose(s.local_key ^ 1, on_rst=True)
+    assert b.mib["MPTcpExtFastcloseIgnoredBadKey"] == 1 and s.failed is None
+    _ = MpFastClose
