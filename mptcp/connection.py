@@ -78,6 +78,11 @@ class MptcpConfig:
     recv_buffer: int = 4 << 20
     data_fin_timeout: float = 60.0
     """Give up waiting for the data-level close after this long and close the subflow."""
+    blackhole_retries: int = 2
+    """RFC 8684 §3.7 / Linux: after this many unanswered MP_CAPABLE SYNs, retry without
+    MPTCP (a middlebox may drop SYNs with unknown options)."""
+    blackhole_ttl: float = 3600.0
+    """How long such a destination is remembered (connections to it start as plain TCP)."""
 
 
 class MptcpConnection:
@@ -177,6 +182,15 @@ class MptcpConnection:
         self.events.append(FallbackToTcp(reason))
         # everything written so far goes straight to the subflow from now on
         self.touch()
+
+    def syn_blackhole(self) -> None:
+        """Our MP_CAPABLE SYNs went unanswered: fall back and remember the destination."""
+        if self.fallback is not None or self.sub is None:
+            return
+        self.set_fallback("SYN blackhole: retried without MP_CAPABLE",
+                          "MPTcpExtMPCapableSYNTXDrop")
+        self.mib.incr("MPTcpExtBlackhole")
+        self.stack.blackholed[self.sub.remote[0]] = self._now + self.config.blackhole_ttl
 
     def fail(self, reason: str, *, reset: bool, tcprst: int | None = None) -> None:
         """End the connection with ``reason``; ``reset`` aborts the subflow (a RST carrying

@@ -70,6 +70,8 @@ class MptcpStack:
         self.csum_offload = csum_offload
         self.mib = MptcpMib()
         self.tokens: TokenTable[MptcpConnection] = TokenTable()
+        self.blackholed: dict[bytes, float] = {}
+        """Destinations whose MP_CAPABLE SYNs went unanswered, until when (RFC 8684 §3.7)."""
         self.listeners: dict[tuple[bytes | None, int], MptcpListener] = {}
         self.connections: dict[TcpConnection, MptcpConnection] = {}
         self._dirty: dict[MptcpConnection, None] = {}
@@ -95,6 +97,14 @@ class MptcpStack:
         mc = self._new(True, cfg, now)
         sub = self.tcp.connect(remote, local=local, config=cfg, now=now)
         mc.attach_subflow(sub, SubflowExt(mc, client=True))
+        until = self.blackholed.get(sub.remote[0])
+        if until is not None:
+            if now < until:
+                mc._now = now
+                mc.set_fallback("destination remembered as an MPTCP blackhole",
+                                "MPTcpExtMPCapableSYNTXDisabled")
+            else:
+                del self.blackholed[sub.remote[0]]
         self.connections[sub] = mc
         self._dirty[mc] = None
         return mc

@@ -107,6 +107,9 @@ class SubflowExt(TcpExtension):
         if mc.fallback is not None or kind is SegmentKind.RST:
             return 0
         if kind is SegmentKind.SYN:
+            if conn.syn_retransmits >= mc.stack.mptcp_config.blackhole_retries:
+                mc.syn_blackhole()  # this retransmission leaves without MP_CAPABLE
+                return 0
             return 4
         if kind is SegmentKind.SYN_ACK:
             return 12

@@ -44,7 +44,7 @@ from mptcp.tcp.connection import TcpConnection, TcpStateError
 from mptcp.tcp.stack import StackError
 from mptcp.tcp.state import CAN_SEND, TcpState
 
-__all__ = ["TcpStream", "open_tcp_stream", "serve_tcp"]
+__all__ = ["TcpStream", "open_tcp_stream", "serve_tcp", "open_mptcp_stream", "serve_mptcp"]
 
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 _shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
@@ -82,6 +82,20 @@ class TcpStream(trio.abc.HalfCloseableStream):
     def remote(self) -> tuple[str, int]:
         addr, port = self._conn.remote
         return str(ipaddress.ip_address(addr)), port
+
+    @property
+    def mptcp_info(self) -> dict[str, object] | None:
+        """For an MPTCP connection (RFC 6897 §5-style introspection): state, whether MPTCP
+        is in use or the fallback reason, checksums, tokens, data-level sequence numbers,
+        subflows and the stack's MPTCP counters; None for plain TCP streams."""
+        conn = self._conn
+        from mptcp.connection import MptcpConnection
+
+        if not isinstance(conn, MptcpConnection):
+            return None
+        out = conn.info()
+        out["counters"] = conn.mib.nonzero()
+        return out
 
     def info(self) -> dict[str, object]:
         """The connection's ``info()`` plus what the stream saw."""
@@ -315,3 +329,31 @@ def _free_port(runner: StackRunner) -> int:
         if port not in used:
             return port
     raise OSError("no free port to listen on")
+
+
+def _require_mptcp(stack: StackRunner) -> None:
+    from mptcp.stack import MptcpStack
+
+    if not isinstance(stack.stack, MptcpStack):
+        raise TypeError("MPTCP streams need a StackRunner over an mptcp.stack.MptcpStack")
+
+
+async def open_mptcp_stream(host: str | bytes, port: int, *, stack: StackRunner,
+                            local: tuple[str | bytes, int] | None = None,
+                            config: TcpConfig | None = None) -> TcpStream:
+    """:func:`open_tcp_stream` for an MPTCP host (RFC 8684 §3.1 MP_CAPABLE; falls back to
+    TCP as §3.7 says -- ``stream.mptcp_info["fallback"]`` tells)."""
+    _require_mptcp(stack)
+    return await open_tcp_stream(host, port, stack=stack, local=local, config=config)
+
+
+async def serve_mptcp(handler: Handler, port: int, *, stack: StackRunner,
+                      host: str | bytes | None = None, config: TcpConfig | None = None,
+                      handler_nursery: trio.Nursery | None = None, backlog: int = 128,
+                      task_status: trio.TaskStatus[ListenHandle] = trio.TASK_STATUS_IGNORED,
+                      ) -> NoReturn:
+    """:func:`serve_tcp` for an MPTCP host: every accepted stream is MPTCP (or a TCP
+    fallback for a client that did not offer MP_CAPABLE)."""
+    _require_mptcp(stack)
+    await serve_tcp(handler, port, stack=stack, host=host, config=config,
+                    handler_nursery=handler_nursery, backlog=backlog, task_status=task_status)

@@ -215,3 +215,28 @@ def test_fastclose_with_a_wrong_key_is_ignored() -> None:
     assert not s.on_fastclose(s.local_key ^ 1, on_rst=True)
     assert b.mib["MPTcpExtFastcloseIgnoredBadKey"] == 1 and s.failed is None
     _ = MpFastClose
+
+
+@pytest.mark.rfc("8684", "3.7")
+def test_syn_blackhole_fallback_and_memory() -> None:
+    """A middlebox drops SYNs carrying MP_CAPABLE: after two retransmissions the client
+    retries without it (plain TCP, like Linux), and remembers the destination."""
+    a, b = _stacks()
+    b.listen(80)
+
+    def drop_mpc_syn(pkt: bytes) -> bytes | None:
+        seg = parse_segment(pkt)
+        if seg.tcp.flags & 0x12 == 0x02 and any(type(o) is MpCapable for o in seg.tcp.options):
+            return None
+        return pkt
+
+    c = a.connect((SA, 80))
+    _run(a, b, lambda: c.state is TcpState.ESTABLISHED, ab=drop_mpc_syn)
+    assert c.fallback is not None and "blackhole" in c.fallback
+    assert c.sub is not None and c.sub.syn_retransmits == 3
+    assert a.mib["MPTcpExtMPCapableSYNTXDrop"] == 1 and a.mib["MPTcpExtBlackhole"] == 1
+    c2 = a.connect((SA, 80))
+    log = _run(a, b, lambda: c2.state is TcpState.ESTABLISHED, ab=drop_mpc_syn)
+    assert c2.fallback is not None and "remembered" in c2.fallback
+    assert not any(type(o) is MpCapable for _, seg in log for o in seg.tcp.options)
+    assert a.mib["MPTcpExtMPCapableSYNTXDisabled"] == 1
