@@ -35,9 +35,12 @@ from typing import TYPE_CHECKING, Any
 
 from mptcp.datalevel import DataLevelError, DataReceiveBuffer, DataSendBuffer
 from mptcp.events import (
+    ChecksumError,
     FallbackToTcp,
     FastCloseReceived,
     FastCloseSent,
+    MpFailReceived,
+    MpFailSent,
     MptcpConnected,
     MptcpReset,
 )
@@ -54,10 +57,9 @@ from mptcp.tcp.events import (
     SendBufferFree,
 )
 from mptcp.tcp.state import TcpState
-from mptcp.wire.mptcp_crypto import token_and_idsn
+from mptcp.wire.mptcp_crypto import dss_checksum_ok, token_and_idsn
 
 if TYPE_CHECKING:
-    from mptcp.mapping import Mapping
     from mptcp.stack import MptcpStack
     from mptcp.tcp.config import TcpConfig
 
@@ -128,6 +130,9 @@ class MptcpConnection:
         self.tcprst_reason = 0  # the MP_TCPRST reason on our RSTs (RFC 8684 §3.6)
         self.tcprst_transient = False
         self.peer_tcprst: int | None = None
+        self.mp_fail_send: int | None = None  # DSN for MP_FAIL on our next segments (§3.7)
+        self.infinite_send: tuple[int, int] | None = None  # (dsn, ssn) of our infinite map
+        self.awaiting_infinite = False  # we sent MP_FAIL: the peer's infinite mapping is due
         self.created = now
         self.wake: Any = None  # set by the stack (dirty marking), like TcpConnection.wake
 
@@ -301,17 +306,70 @@ class MptcpConnection:
         self.touch()
 
     def on_infinite_mapping(self, ext: SubflowExt, dsn: int, ssn: int) -> None:
+        """The peer switched to an infinite mapping (RFC 8684 §3.7): from the last byte it
+        knows we DATA_ACKed, its subflow bytes are the stream, unchecked."""
         self.mib.incr("MPTcpExtInfiniteMapRx")
-        ext.recv_maps.infinite(ext.read_ssn, self.rcv_nxt())
+        self._enter_infinite("infinite mapping received")
+
+    def on_checksum_failure(self, ext: SubflowExt, dsn: int, data: bytes) -> None:
+        """RFC 8684 §3.7 with one subflow: the mapping at ``dsn`` failed its checksum; keep
+        its bytes aside, send MP_FAIL on our ACKs, wait for the peer's infinite mapping."""
+        self.mib.incr("MPTcpExtDataCsumErr")
+        self.events.append(ChecksumError(dsn))
+        if self.awaiting_infinite:
+            return
+        self.awaiting_infinite = True
+        self.mp_fail_send = dsn
+        ext.held = data
+        self.events.append(MpFailSent(dsn))
+        self._force_segment()
+
+    def on_mp_fail(self, ext: SubflowExt, dsn: int) -> None:
+        """The peer's checksum failed on our data from ``dsn`` (RFC 8684 §3.7): answer with
+        an infinite mapping (and an MP_FAIL of our own: "the receiver of an MP_FAIL MUST
+        also respond with an MP_FAIL"), then plain TCP both ways."""
+        self.mib.incr("MPTcpExtMPFailRx")
+        self.events.append(MpFailReceived(dsn))
+        if self.fallback is not None:
+            return
+        if not self.awaiting_infinite:
+            self.mp_fail_send = self.rcv_nxt() if self.recvbuf is not None else dsn
+        self._enter_infinite("MP_FAIL received")
+
+    def _enter_infinite(self, reason: str) -> None:
+        if self.fallback is not None:
+            return
+        ext, sb, rb = self.ext, self.sendbuf, self.recvbuf
+        assert ext is not None
+        self.fallback = f"checksum failure: {reason}"
+        self.mib.incr("MPTcpExtFallback")
+        self.mib.incr("MPTcpExtFallbackChecksum")
+        self.events.append(FallbackToTcp(self.fallback))
+        self.awaiting_infinite = False
+        # our direction: an infinite mapping from the last byte the peer DATA_ACKed
+        if sb.una != sb.nxt or ext.send_maps:
+            ssn = ext.ssn_of(sb.una)
+            if ssn is not None:
+                self.infinite_send = (sb.una, ssn)
+        if rb is not None and ext.held:
+            rb.insert(rb.rcv_nxt, ext.held)  # the stream as the path delivered it
+            self.events.append(DataReceived(len(ext.held)))
+            ext.read_ssn += len(ext.held)
+            ext.held = b""
+        self._force_segment()
+        self.touch()
+
+    def _force_segment(self) -> None:
+        sub = self.sub
+        if sub is not None:
+            sub.ack_now = True
+            if sub.wake is not None:
+                sub.wake(sub)
 
     def on_bad_mapping(self, ext: SubflowExt, why: str) -> None:
         self.mib.incr("MPTcpExtMappingInvalid")
         self.fail(f"invalid mapping: {why}", reset=True, tcprst=1)  # MPTCP-specific error
 
-    def note_mapping_checksum(self, ext: SubflowExt, m: Mapping, checksum: int) -> None:
-        """Checksums are computed on what we send; verification of received mappings is not
-        implemented in this version (counted so it shows)."""
-        self.mib.incr("MPTcpExtDataCsumUnverified")
 
     # ------------------------------------------------------------------ the pump ------------
     _now = 0.0
@@ -369,8 +427,14 @@ class MptcpConnection:
         new = 0
         while True:
             avail = sub.readable
-            if avail <= 0:
+            if avail <= 0 or self.awaiting_infinite:
                 break
+            if self.checksums:
+                got = self._receive_checked(avail)
+                if got < 0:
+                    break
+                new += got
+                continue
             hit = ext.recv_maps.lookup(ext.read_ssn)
             if hit is None:
                 break  # the mapping has not arrived yet
@@ -390,6 +454,28 @@ class MptcpConnection:
             self.ack_now = True
         if not self.fully_established and (new or rb.fin_received):
             self._established()
+
+    def _receive_checked(self, avail: int) -> int:
+        """Move one whole checksummed mapping to the data level (RFC 8684 §3.3.1: the
+        checksum covers the mapping); -1 when it cannot move yet (incomplete, no room)."""
+        sub, ext, rb = self.sub, self.ext, self.recvbuf
+        assert sub is not None and ext is not None and rb is not None
+        entry = ext.csum_maps.get(ext.read_ssn)
+        if entry is None:
+            return -1  # the mapping has not arrived yet
+        dsn, length, fin, csum = entry
+        if avail < length or rb.window < length:
+            return -1
+        data = sub.read(length)
+        if len(data) != length:
+            return -1
+        del ext.csum_maps[ext.read_ssn]
+        if not dss_checksum_ok(dsn, ext.read_ssn & 0xFFFFFFFF, length + fin, data, csum):
+            self.on_checksum_failure(ext, dsn, data)
+            return -1
+        ext.read_ssn += length
+        ext.recv_maps.consume(ext.read_ssn)
+        return rb.insert(dsn, data)
 
     def _pump_send(self) -> None:
         sub, ext, sb = self.sub, self.ext, self.sendbuf
@@ -512,10 +598,14 @@ class MptcpConnection:
     @property
     def readable(self) -> int:
         if self.fallback is not None:
-            return self.sub.readable if self.sub is not None else 0
+            early = self.recvbuf.readable if self.recvbuf is not None else 0
+            return early + (self.sub.readable if self.sub is not None else 0)
         return self.recvbuf.readable if self.recvbuf is not None else 0
 
     def read(self, max_bytes: int = -1) -> bytes:
+        rb = self.recvbuf
+        if self.fallback is not None and rb is not None and rb.readable:
+            return rb.read(max_bytes)  # what arrived before the fallback first
         if self.fallback is not None:
             assert self.sub is not None
             data = self.sub.read(max_bytes)

@@ -35,7 +35,7 @@ from mptcp.wire.mptcp_handshake import (
     MPC_FLAG_HMAC_SHA256,
     MpCapable,
 )
-from mptcp.wire.mptcp_options import Dss, MpFastClose, MpTcpRst
+from mptcp.wire.mptcp_options import Dss, MpFail, MpFastClose, MpTcpRst
 
 if TYPE_CHECKING:
     from mptcp.connection import MptcpConnection
@@ -65,6 +65,10 @@ class SubflowExt(TcpExtension):
         self.read_ssn = 1  # next subflow byte (relative SSN) to move to the data level
         self.send_maps: list[tuple[int, int, int]] = []  # (ssn, dsn, length), ascending
         self.checked_first_segment = False
+        # checksummed mappings by their first SSN: (dsn, length, fin, checksum) -- verified
+        # whole before their bytes reach the data level (RFC 8684 §3.3.1)
+        self.csum_maps: dict[int, tuple[int, int, bool, int]] = {}
+        self.held = b""  # a failed mapping's bytes, kept until the infinite mapping (§3.7)
 
     def attach(self, conn: TcpConnection) -> None:
         self.conn = conn
@@ -104,8 +108,18 @@ class SubflowExt(TcpExtension):
     # ------------------------------------------------------------------ outgoing options ----
     def option_space(self, conn: TcpConnection, kind: SegmentKind) -> int:
         mc = self.mc
+        extra = 0
+        if kind in (SegmentKind.ACK, SegmentKind.DATA):
+            if mc.mp_fail_send is not None:
+                extra += 12
+            if mc.infinite_send is not None:
+                extra += _DSS_ACK + _DSS_MAP + 2
         if mc.fallback is not None or kind is SegmentKind.RST:
-            return 0
+            return extra
+        return min(40, extra + self._regular_space(conn, kind))
+
+    def _regular_space(self, conn: TcpConnection, kind: SegmentKind) -> int:
+        mc = self.mc
         if kind is SegmentKind.SYN:
             if conn.syn_retransmits >= mc.stack.mptcp_config.blackhole_retries:
                 mc.syn_blackhole()  # this retransmission leaves without MP_CAPABLE
@@ -127,10 +141,20 @@ class SubflowExt(TcpExtension):
     def write_options(self, conn: TcpConnection, kind: SegmentKind, space: int,
                       hdr: OutHeader) -> Sequence[TcpOption]:
         mc = self.mc
+        head: Sequence[TcpOption] = ()
+        if (mc.infinite_send is not None or mc.mp_fail_send is not None) and kind in (
+                SegmentKind.ACK, SegmentKind.DATA):
+            head = self._fail_options(space)
+            space -= sum(len(o.to_bytes()) for o in head)
         if mc.fallback is not None:
-            return ()
+            return head
         if kind is SegmentKind.RST:
             return self._rst_options(space)
+        return (*head, *self._regular_options(conn, kind, space, hdr))
+
+    def _regular_options(self, conn: TcpConnection, kind: SegmentKind, space: int,
+                         hdr: OutHeader) -> Sequence[TcpOption]:
+        mc = self.mc
         flags = MPC_FLAG_HMAC_SHA256 | (MPC_FLAG_CHECKSUM if mc.config.checksums else 0)
         if kind is SegmentKind.SYN:
             mc.mib.incr("MPTcpExtMPCapableSYNTX")
@@ -186,6 +210,37 @@ class SubflowExt(TcpExtension):
                         data_fin=True, ack64=True, dsn64=True),)
         return (Dss(data_ack=ack, ack64=True),)
 
+    def _fail_options(self, space: int) -> Sequence[TcpOption]:
+        """RFC 8684 §3.7, one subflow: MP_FAIL (the DSN of the failed mapping) on our ACKs
+        until the peer's infinite mapping arrives; and our own infinite mapping (data-level
+        length 0, starting at the last DATA_ACKed byte, acting retroactively) once, on the
+        next segment -- after it no MPTCP option is sent (fallback)."""
+        mc = self.mc
+        out: list[TcpOption] = []
+        if mc.mp_fail_send is not None and space >= 12:
+            out.append(MpFail(mc.mp_fail_send))
+            space -= 12
+            mc.mib.incr("MPTcpExtMPFailTx")
+            if mc.fallback is not None:
+                mc.mp_fail_send = None  # a reply: once is enough
+        inf = mc.infinite_send
+        if inf is not None and space >= _DSS_ACK + _DSS_MAP + (2 if mc.checksums else 0):
+            dsn, ssn = inf
+            out.append(Dss(data_ack=mc.data_ack(), dsn=dsn, ssn=ssn & 0xFFFFFFFF,
+                           data_level_length=0, checksum=0 if mc.checksums else None,
+                           ack64=True, dsn64=True))
+            mc.infinite_send = None
+            mc.mib.incr("MPTcpExtInfiniteMapTx")
+        return out
+
+    def ssn_of(self, dsn: int) -> int | None:
+        """Our relative SSN that carried data-level byte ``dsn`` (send runs)."""
+        for s, d, n in self.send_maps:
+            off = (dsn - d) & _MASK64
+            if off <= n:
+                return s + off
+        return None
+
     def _rst_options(self, space: int) -> Sequence[TcpOption]:
         """RFC 8684 §3.5 option R (MP_FASTCLOSE on the RST, the peer's key) and §3.6 MP_TCPRST
         with our reason on every RST this subflow sends once MPTCP is up."""
@@ -224,6 +279,8 @@ class SubflowExt(TcpExtension):
                 mpc = opt  # type: ignore[assignment]
             elif t is MpFastClose:
                 fastclose = opt  # type: ignore[assignment]
+            elif t is MpFail:
+                mc.on_mp_fail(self, opt.dsn)  # type: ignore[attr-defined]
             elif t is MpTcpRst:
                 if flags & 0x04:  # RFC 8684 §3.6: only meaningful on a RST
                     mc.on_tcprst(int(opt.reason), bool(opt.transient))  # type: ignore[attr-defined]
@@ -319,8 +376,11 @@ class SubflowExt(TcpExtension):
             return
         if m.fin:
             mc.on_data_fin((m.dsn + m.length) & _MASK64)
-        if mc.checksums and checksum is not None:
-            mc.note_mapping_checksum(self, m, checksum)
+        if mc.checksums:
+            if checksum is None:
+                mc.mib.incr("MPTcpExtMappingChecksumMissing")
+            elif m.length:
+                self.csum_maps.setdefault(m.ssn, (m.dsn, m.length, m.fin, checksum))
         _ = seg
 
     # ------------------------------------------------------------------ helpers -------------

@@ -240,3 +240,61 @@ def test_syn_blackhole_fallback_and_memory() -> None:
     assert c2.fallback is not None and "remembered" in c2.fallback
     assert not any(type(o) is MpCapable for _, seg in log for o in seg.tcp.options)
     assert a.mib["MPTcpExtMPCapableSYNTXDisabled"] == 1
+
+
+@pytest.mark.rfc("8684", "3.7")
+def test_checksum_failure_mp_fail_infinite_mapping() -> None:
+    """One subflow, checksums on, a middlebox changes one payload byte: the receiver's DSS
+    checksum fails, it sends MP_FAIL; the sender answers with an infinite mapping (and its own
+    MP_FAIL); both fall back to TCP and the stream goes on as the path delivers it -- the
+    application sees exactly the bytes sent with the middlebox's change, nothing lost or
+    duplicated (RFC 8684 §3.7)."""
+    from mptcp.events import ChecksumError, MpFailReceived, MpFailSent
+    from mptcp.wire.mptcp_options import MpFail
+
+    a, b = _stacks(client_cfg=MptcpConfig(checksums=True))
+    data = random.Random(8).randbytes(600_000)
+    state = {"done": False, "at": -1}
+
+    def rewrite(pkt: bytes) -> bytes | None:
+        seg = parse_segment(pkt)
+        if state["done"] or len(seg.payload) < 100:
+            return pkt
+        rel = (seg.tcp.seq - c.sub.iss) & 0xFFFFFFFF  # type: ignore[union-attr]
+        if rel < 200_000:
+            return pkt
+        state["done"] = True
+        state["at"] = rel - 1 + 50
+        p = bytearray(seg.payload)
+        p[50] ^= 0xFF
+        return seg._replace(payload=bytes(p)).to_bytes()
+
+    b.listen(80)
+    c = a.connect((SA, 80))
+    got = bytearray()
+    box: dict[str, object] = {"n": 0}
+
+    def app(now: float) -> None:
+        if c.state is TcpState.ESTABLISHED and not c.write_shut:
+            box["n"] = int(box["n"]) + c.send(data[int(box["n"]):])  # type: ignore[call-overload]
+            if box["n"] == len(data):
+                c.shutdown_write()
+        s = box.get("s") or b.accept(80)
+        if s is not None:
+            box["s"] = s
+            got.extend(s.read())  # type: ignore[union-attr]
+
+    log = _run(a, b, lambda: len(got) >= len(data), ab=rewrite, app=app)
+    s = box["s"]
+    assert isinstance(s, MptcpConnection)
+    expected = bytearray(data)
+    expected[state["at"]] ^= 0xFF
+    assert bytes(got) == bytes(expected)
+    assert s.fallback is not None and c.fallback is not None
+    assert any(type(e) is ChecksumError for e in s.events)
+    assert any(type(e) is MpFailSent for e in s.events)
+    assert any(type(e) is MpFailReceived for e in c.events)
+    assert b.mib["MPTcpExtDataCsumErr"] == 1 and b.mib["MPTcpExtMPFailTx"] >= 1
+    assert a.mib["MPTcpExtMPFailRx"] >= 1 and a.mib["MPTcpExtInfiniteMapTx"] == 1
+    assert b.mib["MPTcpExtInfiniteMapRx"] == 1
+    assert any(type(o) is MpFail for d, seg in log if d == "ba" for o in seg.tcp.options)
