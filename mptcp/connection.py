@@ -174,13 +174,14 @@ class MptcpConnection:
         """RFC 8684 §3.7: go on as plain TCP on the (only) subflow."""
         if self.fallback is not None:
             return
-        if self.sendbuf.una != self.sendbuf.nxt or (
-                self.recvbuf is not None and self.recvbuf.rcv_nxt != (self.remote_idsn + 1)
-                & _MASK64):
-            # data already moved through mappings: falling back now would need the infinite
-            # mapping (§3.7); this version resets instead
-            self.fail(f"fallback after data ({reason})", reset=True)
+        if not self._fallback_safe():
+            # data already moved through mappings the peer acknowledged: the byte streams
+            # may no longer line up without an infinite mapping (§3.7): reset instead
+            self.fail(f"fallback after data ({reason})", reset=True, tcprst=1)
             return
+        sb = self.sendbuf
+        if sb.nxt != sb.una:
+            sb.ack(sb.nxt)  # already in the subflow: TCP delivers it from now on
         self.fallback = reason
         self.mib.incr(counter)
         self.mib.incr("MPTcpExtFallback")
@@ -196,6 +197,24 @@ class MptcpConnection:
                           "MPTcpExtMPCapableSYNTXDrop")
         self.mib.incr("MPTcpExtBlackhole")
         self.stack.blackholed[self.sub.remote[0]] = self._now + self.config.blackhole_ttl
+
+    def _fallback_safe(self) -> bool:
+        """The subflow's byte streams equal the data-level ones (so plain TCP can take over
+        without an infinite mapping): nothing was DATA_ACKed by the peer, our data went into
+        the subflow in one run from its first byte, and nothing from the peer moved to the
+        data level, or it did with the same identity offset."""
+        ext, sb, rb = self.ext, self.sendbuf, self.recvbuf
+        if ext is None:
+            return True
+        if ext.data_ack_seen and sb.una != self.local_idsn_plus1():
+            return False
+        runs = ext.send_maps
+        if runs and (len(runs) > 1 or runs[0][0] != 1
+                     or runs[0][1] != self.local_idsn_plus1()):
+            return False
+        if rb is not None and ext.read_ssn > 1:
+            return (rb.rcv_nxt - self.remote_idsn - ext.read_ssn) & _MASK64 == 0
+        return True
 
     def fail(self, reason: str, *, reset: bool, tcprst: int | None = None) -> None:
         """End the connection with ``reason``; ``reset`` aborts the subflow (a RST carrying

@@ -59,6 +59,7 @@ class SubflowExt(TcpExtension):
         self.client = client
         self.conn: TcpConnection | None = None
         self.peer_dss_seen = False  # the peer sent a DSS: it has our keys (client side)
+        self.data_ack_seen = False  # the peer DATA_ACKed something (it speaks DSS)
         self.keys_sent = False  # client: the third ACK with both keys left
         self.mpc_confirmed = False  # server: the client's key arrived (third ACK / data)
         self.recv_maps = RecvMappings()
@@ -308,6 +309,7 @@ class SubflowExt(TcpExtension):
                 mc.set_fallback("DSS before the client's key", "MPTcpExtMPCapableFallbackACK")
                 return Verdict.ACCEPT
             if dss.data_ack is not None:
+                self.data_ack_seen = True
                 mc.on_data_ack(expand(dss.data_ack, 64 if dss.ack64 else 32, mc.snd_una()),
                                now)
             if dss.dsn is not None:
@@ -316,6 +318,14 @@ class SubflowExt(TcpExtension):
                 (self.client and not self.peer_dss_seen) or mc.remote_key is None):
             # RFC 8684 §3.7: the first data without any MPTCP option: the path strips them
             mc.set_fallback("data without DSS", "MPTcpExtMPCapableFallbackACK")
+            return Verdict.ACCEPT
+        elif mpc is None and not self.data_ack_seen and flags & 0x10 and conn.iss is not None \
+                and (seg.tcp.ack - conn.iss - 1) & 0xFFFFFFFF < 0x7FFFFFFF \
+                and (seg.tcp.ack - conn.iss - 1) & 0xFFFFFFFF > 0 and mc.remote_key is not None:
+            # RFC 8684 §3.7: our data acknowledged at the TCP level with no DATA_ACK ever:
+            # the peer (or the path) is not doing MPTCP any more -- Linux falls back like this
+            # after a checksum failure on the first data
+            mc.set_fallback("data acknowledged without DATA_ACK", "MPTcpExtFallbackNoDss")
             return Verdict.ACCEPT
         if seg.payload:
             self.checked_first_segment = True

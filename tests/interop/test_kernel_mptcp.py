@@ -155,3 +155,54 @@ def test_fastclose_from_linux(topo: Topology) -> None:
     assert after["MPFastcloseTx"] - before["MPFastcloseTx"] >= 1, after
     assert ours.error is not None and "fastclose" in ours.error, ours.error
     assert done["mib"].get("MPTcpExtMPFastcloseRx") == 1
+
+
+def _corrupt_one_packet(topo: Topology, path: Path, port: int, nth: int) -> None:
+    """A payload-rewriting middlebox in front of the kernel: byte 200 of the transport
+    segment (inside the payload) of the ``nth`` large packet to ``port`` becomes 0x42
+    (nftables recomputes the TCP checksum, so only the DSS checksum can tell)."""
+    match = "limit rate 1/minute burst 1 packets" if nth == 1 else \
+        f"numgen inc mod 1000000 == {nth}"
+    topo.nft(path.peer_ns, f"""table netdev mlab_rw {{
+  chain ingress {{ type filter hook ingress device "{path.peer_dev}" priority 0; policy accept;
+    tcp dport {port} meta length > 1000 {match} @th,1600,8 set 0x42 counter
+  }}
+}}
+""")
+
+
+@pytest.mark.rfc("8684", "3.7")
+@pytest.mark.parametrize("nth", [1, 300])
+def test_checksum_failure_with_linux(topo: Topology, nth: int) -> None:
+    """DSS checksums on (the kernel asks), a middlebox rewrites one payload byte.  On the
+    first data the kernel falls back silently (counts DataCsumErr + DssFallback): our data
+    is then acknowledged without DATA_ACK and we fall back too.  Later, the kernel sends
+    MP_FAIL: we answer with MP_FAIL and an infinite mapping (RFC 8684 §3.7), both sides
+    continue as TCP.  Either way every byte arrives (the rewritten one as rewritten)."""
+    from interop.linux_peer import LinuxPeer
+    from interop.our_peer import start_on_path
+
+    path = _mptcp_path(topo, kernel_checksums=True)
+    port = 5303 + nth
+    _corrupt_one_packet(topo, path, port, nth)
+    before = _netstat(path.peer_ns)
+    with LinuxPeer.start(path.peer_ns, "server", host=path.peer_addr, port=port, mode="sink",
+                         mptcp=True, timeout=30) as k:
+        k.wait_listening()
+        with start_on_path(path, "client", port=port, mode="source", nbytes=20_000_000,
+                           extra=("--mptcp",)) as o:
+            ours = o.result(90)
+            done = o.done_event or {}
+        kernel = k.result(60)
+    after = _netstat(path.peer_ns)
+    delta = {key: after[key] - before[key] for key in after}
+    assert ours.error is None and kernel.error is None, (ours.error, kernel.error)
+    assert kernel.bytes_received == 20_000_000
+    assert delta["DataCsumErr"] == 1, delta
+    mib = done["mib"]
+    assert done["mptcp"]["fallback"] is not None
+    if nth == 1:
+        assert mib.get("MPTcpExtFallbackNoDss") == 1, mib
+    else:
+        assert delta["MPFailTx"] >= 1 and delta["InfiniteMapRx"] == 1, delta
+        assert mib.get("MPTcpExtMPFailRx", 0) >= 1 and mib.get("MPTcpExtInfiniteMapTx") == 1
