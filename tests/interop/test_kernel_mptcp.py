@@ -206,3 +206,36 @@ def test_checksum_failure_with_linux(topo: Topology, nth: int) -> None:
     else:
         assert delta["MPFailTx"] >= 1 and delta["InfiniteMapRx"] == 1, delta
         assert mib.get("MPTcpExtMPFailRx", 0) >= 1 and mib.get("MPTcpExtInfiniteMapTx") == 1
+
+
+def _strip(topo: Topology, path: Path, rule_match: str) -> None:
+    """An nftables middlebox in the kernel peer's namespace overwriting MPTCP options with
+    NOPs (``reset tcp option mptcp``) on the packets ``rule_match`` selects, both ways."""
+    topo.nft(path.peer_ns, f"""table inet mlab_strip {{
+  chain out {{ type filter hook output priority 0; policy accept;
+    {rule_match} reset tcp option mptcp counter
+  }}
+  chain inp {{ type filter hook input priority -400; policy accept;
+    {rule_match} reset tcp option mptcp counter
+  }}
+}}
+""")
+
+
+@pytest.mark.rfc("8684", "3.7")
+@pytest.mark.parametrize("where", ["synack", "after-handshake"])
+@pytest.mark.parametrize("ours_role", ["client", "server"])
+def test_fallback_when_a_middlebox_strips_mptcp(topo: Topology, where: str, ours_role: str
+                                               ) -> None:
+    """MP_CAPABLE stripped from the SYN/ACK, or every MPTCP option stripped once the
+    handshake is over: both ends fall back to TCP and the data still arrives exactly."""
+    path = _mptcp_path(topo, kernel_checksums=False)
+    match = "tcp flags & (syn|ack) == syn|ack" if where == "synack" else "tcp flags & syn == 0"
+    _strip(topo, path, match)
+    _, kernel, done = _duplex(path, ours_role=ours_role, nbytes=10_000_000, timeout=60,
+                              extra=("--mptcp",), kernel_mptcp=True)
+    ours = done["mptcp"]
+    assert ours is not None and not ours["mptcp"] and ours["fallback"], ours
+    assert kernel.mptcp is not None and kernel.mptcp["fallback"], kernel.mptcp
+    assert done["mib"].get("MPTcpExtFallback", 0) + done["mib"].get(
+        "MPTcpExtMPCapableFallbackSYNACK", 0) >= 1
