@@ -155,6 +155,7 @@ def test_fastclose_from_linux(topo: Topology) -> None:
     assert after["MPFastcloseTx"] - before["MPFastcloseTx"] >= 1, after
     assert ours.error is not None and "fastclose" in ours.error, ours.error
     assert done["mib"].get("MPTcpExtMPFastcloseRx") == 1
+    assert done["mib"].get("MPTcpExtMPRstRx") == 1  # the kernel's RST carries MP_TCPRST too
 
 
 def _corrupt_one_packet(topo: Topology, path: Path, port: int, nth: int) -> None:
