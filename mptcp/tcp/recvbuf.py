@@ -31,6 +31,7 @@ move to the in-order buffer when RCV.NXT reaches them.
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections import deque
 from collections.abc import MutableMapping
 from typing import NamedTuple
 
@@ -65,6 +66,69 @@ class Accepted(NamedTuple):
     mismatch: bool  # some duplicate bytes differ from the copy kept (an event to log)
 
 
+class _Ready:
+    """The in-order, unread bytes: a queue of chunks.  Appending never moves what is queued
+    -- a bytearray read at the front and appended at the back memmoves its whole content each
+    time it grows, which made this buffer the receive path's top cost once the application
+    lags by megabytes (the goodput benchmark's profile)."""
+
+    __slots__ = ("_chunks", "_head", "_len")
+
+    def __init__(self) -> None:
+        self._chunks: deque[bytes] = deque()
+        self._head = 0  # bytes of the first chunk already taken
+        self._len = 0
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iadd__(self, data: bytes | bytearray | memoryview) -> _Ready:
+        if data:
+            self._chunks.append(data if type(data) is bytes else bytes(data))
+            self._len += len(data)
+        return self
+
+    def take(self, n: int) -> bytes:
+        """Remove and return the first ``n`` bytes (n <= len)."""
+        chunks = self._chunks
+        head = self._head
+        first = chunks[0]
+        if head == 0 and len(first) == n:
+            chunks.popleft()
+            self._len -= n
+            return first
+        parts: list[bytes] = []
+        need = n
+        while need:
+            c = chunks[0]
+            avail = len(c) - head
+            if avail <= need:
+                parts.append(c[head:] if head else c)
+                chunks.popleft()
+                head = 0
+                need -= avail
+            else:
+                parts.append(c[head:head + need])
+                head += need
+                need = 0
+        self._head = head
+        self._len -= n
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def slice(self, i: int, j: int) -> bytes:
+        """Unread bytes ``[i, j)`` (offsets from the first unread byte), without removing."""
+        out: list[bytes] = []
+        pos = -self._head
+        for c in self._chunks:
+            end = pos + len(c)
+            if end > i and pos < j:
+                out.append(c[max(i - pos, 0):min(j, end) - pos])
+            if end >= j:
+                break
+            pos = end
+        return b"".join(out)
+
+
 class ReceiveBuffer:
     """Reassembles a byte stream from segments at arbitrary offsets.
 
@@ -91,7 +155,7 @@ class ReceiveBuffer:
     ) -> None:
         if capacity < 0 or start < 0 or max_pieces < 1:
             raise ReassemblyError(f"bad capacity {capacity}, start {start} or max_pieces")
-        self._ready = bytearray()
+        self._ready = _Ready()
         self._nxt = start
         self._starts: list[int] = []  # out-of-order pieces, disjoint, sorted by start
         self._pieces: list[bytes] = []
@@ -268,8 +332,9 @@ class ReceiveBuffer:
         a = max(lo, ready_start)
         if a >= hi:
             return False  # already read by the application: nothing to compare with
-        with memoryview(self._ready) as kept, memoryview(data) as new:
-            return kept[a - ready_start:hi - ready_start] != new[a - offset:hi - offset]
+        kept = self._ready.slice(a - ready_start, hi - ready_start)
+        with memoryview(data) as new:
+            return kept != new[a - offset:hi - offset]
 
     def _insert(
         self, data: bytes | bytearray | memoryview, offset: int, lo: int, hi: int
@@ -390,7 +455,4 @@ class ReceiveBuffer:
         n = len(ready) if max_bytes < 0 else min(max_bytes, len(ready))
         if n == 0:
             return b""
-        with memoryview(ready) as view:
-            out = view[:n].tobytes()
-        del ready[:n]
-        return out
+        return ready.take(n)

@@ -282,3 +282,28 @@ def test_bad_construction() -> None:
         ReceiveBuffer(-1)
     with pytest.raises(ReassemblyError):
         ReceiveBuffer(10).accept(-1, b"x")
+
+
+@given(st.lists(st.one_of(st.binary(min_size=0, max_size=50).map(lambda b: ("add", b)),
+                          st.integers(0, 80).map(lambda n: ("take", n)),
+                          st.tuples(st.integers(0, 80), st.integers(0, 80)).map(
+                              lambda t: ("slice", t))), max_size=60))
+def test_ready_chunk_queue_matches_a_bytearray(ops: list[tuple[str, object]]) -> None:
+    """The in-order queue (chunks, no memmove on growth) behaves like a bytearray."""
+    from mptcp.tcp.recvbuf import _Ready
+
+    q = _Ready()
+    model = bytearray()
+    for op, arg in ops:
+        if op == "add":
+            q += arg  # type: ignore[operator]
+            model += arg  # type: ignore[operator]
+        elif op == "take":
+            n = min(int(arg), len(model))  # type: ignore[call-overload]
+            if n:
+                assert q.take(n) == bytes(model[:n])
+                del model[:n]
+        else:
+            i, j = sorted(arg)  # type: ignore[call-overload]
+            assert q.slice(i, j) == bytes(model[i:j])
+        assert len(q) == len(model)
