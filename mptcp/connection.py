@@ -174,7 +174,7 @@ class MptcpConnection:
         """RFC 8684 §3.7: go on as plain TCP on the (only) subflow."""
         if self.fallback is not None:
             return
-        if not self._fallback_safe():
+        if not self.fallback_safe():
             # data already moved through mappings the peer acknowledged: the byte streams
             # may no longer line up without an infinite mapping (§3.7): reset instead
             self.fail(f"fallback after data ({reason})", reset=True, tcprst=1)
@@ -198,7 +198,7 @@ class MptcpConnection:
         self.mib.incr("MPTcpExtBlackhole")
         self.stack.blackholed[self.sub.remote[0]] = self._now + self.config.blackhole_ttl
 
-    def _fallback_safe(self) -> bool:
+    def fallback_safe(self) -> bool:
         """The subflow's byte streams equal the data-level ones (so plain TCP can take over
         without an infinite mapping): nothing was DATA_ACKed by the peer, our data went into
         the subflow in one run from its first byte, and nothing from the peer moved to the
@@ -312,6 +312,10 @@ class MptcpConnection:
             self.mib.incr("MPTcpExtDataFinTx")
             self.fin_sent_at = self._now
         self.fin_retx_due = False
+        if self.fin_retx_at is None or self.fin_retx_at <= self._now:
+            # the stack's get_timer watches it: the DATA_FIN is repeated until acknowledged
+            rto = self.sub.rtt.rto if self.sub is not None else 1.0
+            self.fin_retx_at = self._now + max(rto, 0.2)
 
     def on_data_fin(self, dsn: int) -> None:
         if self.recvbuf is None:
@@ -568,7 +572,16 @@ class MptcpConnection:
         if not self.closed_reported and sub.state in (S.TIME_WAIT, S.CLOSED) \
                 and self.failed is None:
             self.closed_reported = True
-            self.events.append(ConnectionClosed())
+            rb = self.recvbuf
+            if self.fallback is not None or (self.sendbuf.fin_acked and rb is not None
+                                              and rb.fin_received):
+                self.events.append(ConnectionClosed())
+            else:
+                # the subflow ended before the data-level close (timeout, peer's FIN): what
+                # was not DATA_ACKed may not have been delivered -- say so
+                self.failed = "subflow closed before the data-level close completed"
+                self.events.append(ConnectionFailed(self.failed))
+                self.events.append(MptcpReset(self.failed, self.peer_tcprst))
         if self.sendbuf_was_full and self.send_space > 0:
             self.sendbuf_was_full = False
             self.events.append(SendBufferFree(self.send_space))
@@ -648,14 +661,14 @@ class MptcpConnection:
         if self.write_shut:
             return
         self.write_shut = True
-        if self.close_started is None:
-            self.close_started = self._now
         if self.fallback is None:
             self.sendbuf.close()
         self.touch()
 
     def close(self) -> None:
         self.read_shut = True
+        if self.close_started is None:
+            self.close_started = self._now  # data_fin_timeout runs from here (not half-close)
         if self.failed is not None:
             return
         if self.readable:

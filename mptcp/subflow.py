@@ -314,9 +314,19 @@ class SubflowExt(TcpExtension):
                                now)
             if dss.dsn is not None:
                 self._on_mapping(dss, seg)
-        elif not self.checked_first_segment and seg.payload and (
-                (self.client and not self.peer_dss_seen) or mc.remote_key is None):
-            # RFC 8684 §3.7: the first data without any MPTCP option: the path strips them
+        elif seg.payload and mpc is None and mc.remote_key is not None \
+                and self.recv_maps.lookup(expand((seg.tcp.seq - (conn.irs or 0)) & 0xFFFFFFFF,
+                                                 32, self.read_ssn)) is None:
+            # RFC 8684 §3.7: data that no mapping covers, without any MPTCP option: the path
+            # strips them.  Plain TCP from here if the byte streams still line up (nothing
+            # reinjected, identity offsets); else this subflow cannot go on (reason 6)
+            mc.mib.incr("MPTcpExtDSSNoMatchTCP")
+            if mc.fallback_safe():
+                mc.set_fallback("data without DSS", "MPTcpExtFallbackNoDss")
+            else:
+                mc.fail("MPTCP options stripped after data was mapped", reset=True, tcprst=6)
+            return Verdict.ACCEPT
+        elif not self.checked_first_segment and seg.payload and mc.remote_key is None:
             mc.set_fallback("data without DSS", "MPTcpExtMPCapableFallbackACK")
             return Verdict.ACCEPT
         elif mpc is None and not self.data_ack_seen and flags & 0x10 and conn.iss is not None \
