@@ -147,13 +147,14 @@ class Peer:
     """One end of a two-way transfer (see the module docstring).
 
     ``connect``: the server address to connect to at ``start`` (client); otherwise listen on
-    ``port`` and accept one connection.  ``keep``: keep the received bytes in ``data``.
+    ``port`` and accept one connection.  ``shutdown_at``: half-close no earlier than this
+    virtual time.  ``keep``: keep the received bytes in ``data``.
     """
 
     def __init__(self, role: str, size: int, *, seed: int = 0,
                  connect: tuple[bytes | str, int] | None = None, port: int = SERVER_PORT,
                  config: TcpConfig | None = None, start: float = 0.0,
-                 keep: bool = False) -> None:
+                 shutdown_at: float = 0.0, keep: bool = False) -> None:
         if size < 0:
             raise ValueError("size must be >= 0")
         self.result = PeerResult(role)
@@ -163,6 +164,8 @@ class Peer:
         self.port = port
         self.config = config
         self.start = start
+        self.shutdown_at = shutdown_at
+        self._now = 0.0
         self.data: bytearray | None = bytearray() if keep else None
         self.conn: MptcpConnection | None = None
         self.host: MptcpAppHost | None = None
@@ -182,13 +185,18 @@ class Peer:
     def timer(self) -> float | None:
         if self.remote is not None and self.conn is None:
             return self.start
+        if self.conn is not None and not self.write_done and self._now < self.shutdown_at \
+                and self.result.sent == self.size and not self._pending:
+            return self.shutdown_at  # wake up to half-close
         return None
 
     def on_timer(self, now: float) -> None:
+        self._now = now
         if self.conn is None and self.remote is not None and self.host is not None:
             self.conn = self.host.stack.connect(self.remote, config=self.config, now=now)
 
     def poll(self, now: float) -> None:
+        self._now = now
         conn = self.conn
         if conn is None:
             if self.remote is not None or self.host is None:
@@ -261,7 +269,7 @@ class Peer:
                 r.sent += n
             if self._pending:
                 break
-        if r.sent == self.size and not self._pending:
+        if r.sent == self.size and not self._pending and self._now >= self.shutdown_at:
             self.write_done = True
             r.sent_sha256 = self._tx.hexdigest()
             with contextlib.suppress(TcpStateError):

@@ -329,12 +329,17 @@ class SubflowExt(TcpExtension):
         elif not self.checked_first_segment and seg.payload and mc.remote_key is None:
             mc.set_fallback("data without DSS", "MPTcpExtMPCapableFallbackACK")
             return Verdict.ACCEPT
-        elif mpc is None and not self.data_ack_seen and flags & 0x10 and conn.iss is not None \
+        elif mpc is None and flags & 0x10 and not seg.payload \
                 and (seg.tcp.ack - conn.iss - 1) & 0xFFFFFFFF < 0x7FFFFFFF \
                 and (seg.tcp.ack - conn.iss - 1) & 0xFFFFFFFF > 0 and mc.remote_key is not None:
-            # RFC 8684 §3.7: our data acknowledged at the TCP level with no DATA_ACK ever:
-            # the peer (or the path) is not doing MPTCP any more -- Linux falls back like this
-            # after a checksum failure on the first data
+            # RFC 8684 §3.7: our data acknowledged at the TCP level without a DATA_ACK: the
+            # peer (or the path) is not doing MPTCP any more -- Linux falls back like this
+            # after a checksum failure on the first data.  Plain TCP if the streams still
+            # line up (nothing DATA_ACKed yet), else the subflow cannot go on.
+            if not mc.fallback_safe():
+                mc.fail("data acknowledged without DATA_ACK after data was mapped",
+                        reset=True, tcprst=6)
+                return Verdict.ACCEPT
             mc.set_fallback("data acknowledged without DATA_ACK", "MPTcpExtFallbackNoDss")
             return Verdict.ACCEPT
         if seg.payload:
