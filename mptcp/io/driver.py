@@ -20,9 +20,11 @@ Offloads (virtio-net header, TUN ``TUNSETOFFLOAD``, ``PACKET_VNET_HDR``):
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Driver", "RxPacket", "TxPacket", "DriverError"]
+__all__ = ["Driver", "RxPacket", "TxPacket", "DriverError", "QueuedTx"]
 
 RxPacket = tuple[bytes, bool]
 """(IP packet, csum_ok): csum_ok = the kernel verified (or will compute) its checksums."""
@@ -91,3 +93,39 @@ class Driver(Protocol):
     def close(self) -> None:
         """Release the device / sockets and anything installed for it (nftables rules)."""
         ...
+
+
+class QueuedTx:
+    """``send_batch`` / ``pending`` / ``flush`` for a driver whose ``_write(packets)`` writes
+    until the kernel pushes back (EAGAIN / ENOBUFS) and returns how many it consumed: the
+    rest waits in ``_queue``, in order, for the next ``flush`` -- nothing is dropped
+    silently."""
+
+    _queue: deque[TxPacket]
+    counters: dict[str, int]
+
+    def _write(self, packets: Sequence[TxPacket]) -> int:
+        raise NotImplementedError
+
+    def send_batch(self, now: float, packets: list[TxPacket]) -> None:
+        if self._queue:
+            self._queue.extend(packets)
+            self.flush(now)
+            return
+        sent = self._write(packets)
+        if sent < len(packets):
+            self._queue.extend(packets[sent:])
+            self.counters["tx_queued"] += len(packets) - sent
+
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def flush(self, now: float) -> None:
+        q = self._queue
+        while q:
+            batch = list(q)
+            q.clear()
+            sent = self._write(batch)
+            if sent < len(batch):
+                q.extend(batch[sent:])
+                return

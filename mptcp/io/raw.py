@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from types import TracebackType
 
-from mptcp.io.driver import DriverError, RxPacket, TxPacket
+from mptcp.io.driver import DriverError, QueuedTx, RxPacket, TxPacket
 from mptcp.io.netns import in_netns
 from mptcp.io.vnet import RX_CSUM_OK, VNET_HDR_LEN
 
@@ -202,7 +202,7 @@ def _family_expr(a: IPv4Address | IPv6Address) -> str:
 
 
 # -- the driver -------------------------------------------------------------------------
-class RawDriver:
+class RawDriver(QueuedTx):
     """Raw IP sockets out, a packet socket in, nftables keeping the kernel's TCP away.
 
     ``addresses``: the stack's addresses (``"10.0.1.1"`` or ``("10.0.1.1", 24)``), which the
@@ -357,29 +357,6 @@ class RawDriver:
             self.last_error = f"recv: {e}"
         self.counters["rx_packets"] += len(out)
         return out
-
-    def send_batch(self, now: float, packets: list[TxPacket]) -> None:
-        if self._queue:
-            self._queue.extend(packets)
-            self.flush(now)
-            return
-        sent = self._write(packets)
-        if sent < len(packets):
-            self._queue.extend(packets[sent:])
-            self.counters["tx_queued"] += len(packets) - sent
-
-    def pending(self) -> int:
-        return len(self._queue)
-
-    def flush(self, now: float) -> None:
-        q = self._queue
-        while q:
-            batch = list(q)
-            q.clear()
-            sent = self._write(batch)
-            if sent < len(batch):
-                q.extend(batch[sent:])
-                return
 
     def _write(self, packets: Sequence[TxPacket]) -> int:
         s4 = self._tx4

@@ -26,7 +26,7 @@ from ipaddress import ip_interface
 from types import TracebackType
 from typing import Any
 
-from mptcp.io.driver import DriverError, RxPacket, TxPacket
+from mptcp.io.driver import DriverError, QueuedTx, RxPacket, TxPacket
 from mptcp.io.netns import in_netns, ipr
 from mptcp.io.vnet import RX_CSUM_OK, VNET_HDR_LEN, VnetError, tx_header
 
@@ -57,7 +57,7 @@ _RETRY = (errno.EAGAIN, errno.ENOBUFS)
 Route = str | tuple[str, str | None]
 
 
-class TunDriver:
+class TunDriver(QueuedTx):
     """A TUN device in namespace ``netns`` implementing the :class:`mptcp.io.driver.Driver`
     protocol.
 
@@ -183,29 +183,6 @@ class TunDriver:
                 raise DriverError(e.errno, f"read from {self.ifname!r}: {e.strerror}") from e
         self.counters["rx_packets"] += len(out)
         return out
-
-    def send_batch(self, now: float, packets: list[TxPacket]) -> None:
-        if self._queue:
-            self._queue.extend(packets)
-            self.flush(now)
-            return
-        sent = self._write(packets)
-        if sent < len(packets):
-            self._queue.extend(packets[sent:])
-            self.counters["tx_queued"] += len(packets) - sent
-
-    def pending(self) -> int:
-        return len(self._queue)
-
-    def flush(self, now: float) -> None:
-        q = self._queue
-        while q:
-            batch = list(q)
-            q.clear()
-            sent = self._write(batch)
-            if sent < len(batch):
-                q.extend(batch[sent:])
-                return
 
     def _write(self, packets: Sequence[TxPacket]) -> int:
         """Write packets until the kernel pushes back; returns how many were consumed (sent
