@@ -198,6 +198,18 @@ class MptcpConnection:
         self.mib.incr("MPTcpExtBlackhole")
         self.stack.blackholed[self.sub.remote[0]] = self._now + self.config.blackhole_ttl
 
+    def timers(self) -> list[float]:
+        """Data-level deadlines (the stack's ``get_timer`` includes them): the DATA_FIN
+        retransmission, and the data-level close timeout after ``close()`` (without it a
+        connection whose peer vanished -- its RST lost -- would wait in FIN-WAIT-2 for ever)."""
+        out: list[float] = []
+        if self.fin_retx_at is not None and not self.sendbuf.fin_acked:
+            out.append(self.fin_retx_at)
+        if self.close_started is not None and not self.subflow_closing \
+                and self.failed is None and self.fallback is None:
+            out.append(self.close_started + self.config.data_fin_timeout)
+        return out
+
     def fallback_safe(self) -> bool:
         """The subflow's byte streams equal the data-level ones (so plain TCP can take over
         without an infinite mapping): nothing was DATA_ACKed by the peer, our data went into
@@ -411,6 +423,10 @@ class MptcpConnection:
             self._pump_receive()
             self._pump_send()
             self._closing(now)
+        elif self.close_started is not None and \
+                now >= self.close_started + self.config.data_fin_timeout:
+            self.subflow_closing = True
+            self.fail("closed before MPTCP was established", reset=True)
         self._report()
 
     def _subflow_events(self, now: float) -> None:
@@ -539,13 +555,13 @@ class MptcpConnection:
         done_tx = sb.fin_acked
         done_rx = rb.fin_received
         timed_out = self.close_started is not None and \
-            now - self.close_started > self.config.data_fin_timeout
-        if ((done_tx and done_rx) or timed_out) and not self.subflow_closing \
-                and sub.state in (S.ESTABLISHED, S.CLOSE_WAIT):
-            self.subflow_closing = True
-            if sub.readable:
-                sub.read()  # nothing the data level wants: the mapping ended with the FIN
-            sub.close()
+            now >= self.close_started + self.config.data_fin_timeout  # the same sum timers() uses
+        if ((done_tx and done_rx) or timed_out) and not self.subflow_closing:
+            self.subflow_closing = True  # (also ends the close timer: see timers())
+            if sub.state in (S.ESTABLISHED, S.CLOSE_WAIT):
+                if sub.readable:
+                    sub.read()  # nothing the data level wants: the mapping ended with the FIN
+                sub.close()
 
     def _pump_fallback(self) -> None:
         """Plain TCP: the subflow is the connection."""

@@ -226,16 +226,15 @@ class MptcpStack:
     def get_timer(self) -> float | None:
         t = self.tcp.get_timer()
         for mc in self.connections.values():
-            f = mc.fin_retx_at
-            if f is not None and not mc.sendbuf.fin_acked and (t is None or f < t):
-                t = f
+            for f in mc.timers():
+                if t is None or f < t:
+                    t = f
         return t
 
     def handle_timer(self, now: float) -> None:
         self.tcp.handle_timer(now)
         for mc in list(self.connections.values()):
-            f = mc.fin_retx_at
-            if f is not None and f <= now:
+            if any(f <= now for f in mc.timers()):
                 self._dirty[mc] = None
         self._pump(now)
 
