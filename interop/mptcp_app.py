@@ -148,13 +148,15 @@ class Peer:
 
     ``connect``: the server address to connect to at ``start`` (client); otherwise listen on
     ``port`` and accept one connection.  ``shutdown_at``: half-close no earlier than this
-    virtual time.  ``keep``: keep the received bytes in ``data``.
+    virtual time; ``read_from``: read nothing before this virtual time (a slow application).
+    ``keep``: keep the received bytes in ``data``.
     """
 
     def __init__(self, role: str, size: int, *, seed: int = 0,
                  connect: tuple[bytes | str, int] | None = None, port: int = SERVER_PORT,
                  config: TcpConfig | None = None, start: float = 0.0,
-                 shutdown_at: float = 0.0, keep: bool = False) -> None:
+                 shutdown_at: float = 0.0, read_from: float = 0.0,
+                 keep: bool = False) -> None:
         if size < 0:
             raise ValueError("size must be >= 0")
         self.result = PeerResult(role)
@@ -165,6 +167,7 @@ class Peer:
         self.config = config
         self.start = start
         self.shutdown_at = shutdown_at
+        self.read_from = read_from
         self._now = 0.0
         self.data: bytearray | None = bytearray() if keep else None
         self.conn: MptcpConnection | None = None
@@ -188,6 +191,8 @@ class Peer:
         if self.conn is not None and not self.write_done and self._now < self.shutdown_at \
                 and self.result.sent == self.size and not self._pending:
             return self.shutdown_at  # wake up to half-close
+        if self.conn is not None and self._now < self.read_from:
+            return self.read_from  # wake up to read
         return None
 
     def on_timer(self, now: float) -> None:
@@ -237,6 +242,8 @@ class Peer:
     def _read(self) -> None:
         conn = self.conn
         assert conn is not None
+        if self._now < self.read_from:
+            return  # a slow application: the receive windows close meanwhile
         while conn.readable:
             data = conn.read()
             if not data:
