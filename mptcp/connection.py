@@ -1,29 +1,34 @@
-"""The Sans-IO MPTCP connection (RFC 8684): keys, the data-level byte streams, DATA_ACK,
-DATA_FIN and the data-level close, checksums, fallback to TCP.
+"""The Sans-IO MPTCP connection (RFC 8684): keys, the data-level byte streams over several
+subflows, DATA_ACK, DATA_FIN and the data-level close, checksums, fallback to TCP.
 
-An :class:`MptcpConnection` owns its subflows (one in this version; the structures are per
-subflow) -- :class:`~mptcp.tcp.connection.TcpConnection` objects in the host's TCP
-:class:`~mptcp.tcp.stack.Stack`, each with a :class:`~mptcp.subflow.SubflowExt` -- and
-presents the application the same API as a ``TcpConnection`` (``send`` / ``read`` /
-``readable`` / ``at_eof`` / ``shutdown_write`` / ``close`` / ``abort`` / ``events`` /
-``state``), so the trio runner and stream API drive it unchanged.  Application events are
-the TCP ones (``Connected``, ``DataReceived``, ``SendBufferFree``, ``EofReceived``,
-``ConnectionClosed``, ``Reset``, ``ConnectionFailed``); MPTCP decisions are reported as
-:mod:`mptcp.events` (``FallbackToTcp`` ...) in the same queue and counted in the MIB.
+An :class:`MptcpConnection` owns its subflows (:class:`~mptcp.multipath.Subflow`: a
+:class:`~mptcp.tcp.connection.TcpConnection` in the host's TCP
+:class:`~mptcp.tcp.stack.Stack` with a :class:`~mptcp.subflow.SubflowExt`) and presents the
+application the same API as a ``TcpConnection`` (``send`` / ``read`` / ``readable`` /
+``at_eof`` / ``shutdown_write`` / ``close`` / ``abort`` / ``events`` / ``state``), so the trio
+runner and stream API drive it unchanged.  Application events are the TCP ones
+(``Connected``, ``DataReceived``, ``SendBufferFree``, ``EofReceived``, ``ConnectionClosed``,
+``Reset``, ``ConnectionFailed``); MPTCP decisions are reported as :mod:`mptcp.events`
+(``FallbackToTcp``, ``SubflowEstablished``, ``AddressAnnounced`` ...) in the same queue,
+counted in the MIB, and given to the path manager (:mod:`mptcp.pm`).
 
 - RFC 8684 §3.1: 64-bit keys from the injected randomness, locally unique tokens
   (:class:`~mptcp.keys.TokenTable`), IDSN = low 64 bits of SHA-256(key); checksums are used
   when either side sets flag A (§3.1, §3.3.1).
-- §3.3: data is handed to the subflow in chunks whose DSN->SSN runs the subflow extension
-  maps per segment; received subflow bytes move to the data level through the peer's
-  mappings (:meth:`pump`), bounded by the data-level receive window (§3.3.4); DATA_ACKs free
-  the data-level send buffer (§3.3.2).
-- §3.3.3 / Appendix D: ``close`` queues a DATA_FIN (one DSN) after the data; the subflow is
-  closed with a TCP FIN once our DATA_FIN is acknowledged and the peer's arrived (or after a
-  timeout), as Linux does; the connection reports ``ConnectionClosed`` when the subflow is
-  done.  The DATA_FIN is repeated on an RTO schedule until acknowledged.
-- §3.7: fallback to TCP (no MP_CAPABLE in the SYN/ACK, MPTCP options stripped from the third
-  ACK or the first data): the subflow's bytes are then the connection's, unchanged.
+- §3.2 / §3.4: more subflows (MP_JOIN), addresses, priorities: :mod:`mptcp.multipath`.
+- §3.3: data goes to the subflows the scheduler (:mod:`mptcp.sched`) picks, in chunks whose
+  DSN->SSN runs the subflow extension maps per segment; data of a dead or stale subflow is
+  reinjected on the others (§3.3.6); received subflow bytes move to the data level through
+  the peer's mappings (:meth:`pump`), within the data-level receive window (§3.3.4); DATA_ACKs
+  free the data-level send buffer (§3.3.2).
+- §3.3.3 / Appendix D: ``close`` queues a DATA_FIN (one DSN) after the data; the subflows are
+  closed with TCP FINs once our DATA_FIN is acknowledged and the peer's arrived, as Linux
+  does, and ``ConnectionClosed`` is reported then.  The DATA_FIN is repeated on an RTO
+  schedule until acknowledged.  If the data-level close makes no progress for
+  ``data_fin_timeout`` after ``close()``, the connection is aborted with MP_FASTCLOSE and the
+  failure reported.
+- §3.7: fallback to TCP on the initial subflow while it is the only one, MP_FAIL, resets of
+  a subflow: :mod:`mptcp.failure`.
 """
 
 from __future__ import annotations
@@ -33,17 +38,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mptcp import failure, multipath
 from mptcp.datalevel import DataLevelError, DataReceiveBuffer, DataSendBuffer
-from mptcp.events import (
-    ChecksumError,
-    FallbackToTcp,
-    FastCloseReceived,
-    FastCloseSent,
-    MpFailReceived,
-    MpFailSent,
-    MptcpConnected,
-    MptcpReset,
-)
+from mptcp.events import MptcpConnected, MptcpReset
+from mptcp.multipath import Announcement, Subflow
+from mptcp.sched import Scheduler, create_scheduler
 from mptcp.subflow import SubflowExt
 from mptcp.tcp.connection import TcpConnection, TcpStateError
 from mptcp.tcp.events import (
@@ -60,6 +59,7 @@ from mptcp.tcp.state import TcpState
 from mptcp.wire.mptcp_crypto import dss_checksum_ok, token_and_idsn
 
 if TYPE_CHECKING:
+    from mptcp.pm import PathManager
     from mptcp.stack import MptcpStack
     from mptcp.tcp.config import TcpConfig
 
@@ -68,6 +68,7 @@ __all__ = ["MptcpConfig", "MptcpConnection"]
 _MASK64 = (1 << 64) - 1
 _CHUNK = 64 * 1024
 S = TcpState
+_OPEN = (S.ESTABLISHED, S.CLOSE_WAIT)
 
 
 @dataclass(frozen=True)
@@ -79,16 +80,54 @@ class MptcpConfig:
     send_buffer: int = 4 << 20
     recv_buffer: int = 4 << 20
     data_fin_timeout: float = 60.0
-    """Give up waiting for the data-level close after this long and close the subflow."""
+    """After ``close()``, abort (MP_FASTCLOSE) when the data-level close made no progress for
+    this long."""
     blackhole_retries: int = 2
     """RFC 8684 §3.7 / Linux: after this many unanswered MP_CAPABLE SYNs, retry without
     MPTCP (a middlebox may drop SYNs with unknown options)."""
     blackhole_ttl: float = 3600.0
     """How long such a destination is remembered (connections to it start as plain TCP)."""
+    scheduler: str = "minrtt"
+    """The packet scheduler (:data:`mptcp.sched.SCHEDULERS`)."""
+    stale_after_rtos: int = 2
+    """A subflow with this many RTOs in a row is stale: its data is reinjected and it gets
+    no new data until it makes progress (Linux: ``stale_loss_cnt``)."""
+    add_addr_timeout: float = 2.0
+    """ADD_ADDR is repeated after this long until echoed (RFC 8684 §3.4.1)."""
+    add_addr_retries: int = 3
+    no_join_to_initial: bool = False
+    """Set flag C in our MP_CAPABLE: no joins to our initial address/port (RFC 8684 §3.1)."""
 
 
 class MptcpConnection:
     """One MPTCP connection (see the module docstring)."""
+
+    # failure / fallback / abort paths (RFC 8684 §3.5-§3.7), in mptcp.failure
+    set_fallback = failure.set_fallback
+    syn_blackhole = failure.syn_blackhole
+    fallback_safe = failure.fallback_safe
+    fail = failure.fail
+    fastclose = failure.fastclose
+    on_fastclose = failure.on_fastclose
+    on_tcprst = failure.on_tcprst
+    on_infinite_mapping = failure.on_infinite_mapping
+    on_checksum_failure = failure.on_checksum_failure
+    on_mp_fail = failure.on_mp_fail
+    _enter_infinite = failure._enter_infinite
+    _force_segment = failure._force_segment
+    on_bad_mapping = failure.on_bad_mapping
+    # several subflows, addresses, priorities (RFC 8684 §3.2-§3.4), in mptcp.multipath
+    create_subflow = multipath.create_subflow
+    close_subflow = multipath.close_subflow
+    reset_subflow = multipath.reset_subflow
+    set_backup = multipath.set_backup
+    announce = multipath.announce
+    remove_addr = multipath.remove_addr
+    on_add_addr = multipath.on_add_addr
+    on_remove_addr = multipath.on_remove_addr
+    on_mp_prio = multipath.on_mp_prio
+    subflow_count = multipath.subflow_count
+    subflows_info = multipath.subflows_info
 
     def __init__(self, stack: MptcpStack, *, client: bool, config: MptcpConfig,
                  tcp_config: TcpConfig, now: float) -> None:
@@ -107,8 +146,21 @@ class MptcpConnection:
         self.remote_idsn = 0
         self.checksums = config.checksums
         self.fallback: str | None = None
-        self.sub: TcpConnection | None = None
+        self.sub: TcpConnection | None = None  # the initial subflow (MP_CAPABLE)
         self.ext: SubflowExt | None = None
+        self.subs: list[Subflow] = []
+        self.next_sid = 0
+        self.initial_local: tuple[bytes, int] | None = None
+        self.initial_remote: tuple[bytes, int] | None = None
+        self.peer_no_join = False  # the peer's MP_CAPABLE flag C (RFC 8684 §3.1)
+        self.announced: dict[int, Announcement] = {}
+        self.echo_pending: list[tuple[int, bytes, int | None]] = []
+        self.rm_pending: list[int] = []
+        self.remote_addrs: dict[int, tuple[bytes, int | None]] = {}
+        self.reinject: collections.deque[tuple[int, int]] = collections.deque()
+        self.sched: Scheduler = create_scheduler(config.scheduler)
+        self.pm: PathManager | None = None
+        self._pm_queue: list[Event] = []
         self.sendbuf = DataSendBuffer(idsn, config.send_buffer)
         self.recvbuf: DataReceiveBuffer | None = None
         self.events: collections.deque[Event] = collections.deque()
@@ -123,7 +175,9 @@ class MptcpConnection:
         self.sendbuf_was_full = False
         self.fin_sent_at: float | None = None
         self.fin_retx_at: float | None = None
+        self.fin_retx_due = False
         self.close_started: float | None = None
+        self.last_progress = now
         self.subflow_closing = False
         self.fastclose_pending = False  # our RSTs carry MP_FASTCLOSE (RFC 8684 §3.5)
         self.fastclose_received = False
@@ -134,29 +188,54 @@ class MptcpConnection:
         self.infinite_send: tuple[int, int] | None = None  # (dsn, ssn) of our infinite map
         self.awaiting_infinite = False  # we sent MP_FAIL: the peer's infinite mapping is due
         self.created = now
+        self._now = now
         self.wake: Any = None  # set by the stack (dirty marking), like TcpConnection.wake
 
     # ------------------------------------------------------------------ subflows ------------
     def attach_subflow(self, sub: TcpConnection, ext: SubflowExt) -> None:
+        """The initial subflow (MP_CAPABLE, address IDs 0)."""
         self.sub = sub
         self.ext = ext
-        sub.add_extension(ext)
+        self.initial_local = sub.local
+        self.initial_remote = sub.remote
+        multipath.add_subflow(self, sub, ext, local_id=0, remote_id=0, join=False)
 
     def subflows(self) -> Iterator[TcpConnection]:
-        if self.sub is not None:
-            yield self.sub
+        for sf in self.subs:
+            yield sf.conn
+
+    def subflow_of(self, conn: TcpConnection) -> Subflow | None:
+        for sf in self.subs:
+            if sf.conn is conn:
+                return sf
+        return None
 
     @property
     def local(self) -> tuple[bytes, int]:
-        assert self.sub is not None
-        return self.sub.local
+        assert self.initial_local is not None
+        return self.initial_local
 
     @property
     def remote(self) -> tuple[bytes, int]:
-        assert self.sub is not None
-        return self.sub.remote
+        assert self.initial_remote is not None
+        return self.initial_remote
 
-    # ------------------------------------------------------------------ keys, fallback ------
+    def remote_id_of(self, remote: tuple[bytes, int]) -> int:
+        """The peer's address ID of ``remote`` (0: its initial address; else its ADD_ADDR)."""
+        for aid, (addr, port) in self.remote_addrs.items():
+            if addr == remote[0] and (port is None or port == remote[1]):
+                return aid
+        return 0
+
+    def pm_event(self, ev: Event) -> None:
+        if self.pm is not None:
+            self._pm_queue.append(ev)
+
+    def control_wanted(self) -> bool:
+        return bool(self.rm_pending or self.echo_pending
+                    or any(a.due for a in self.announced.values()))
+
+    # ------------------------------------------------------------------ keys ----------------
     def set_remote_key(self, key: int, peer_wants_checksums: bool) -> None:
         if self.remote_key is not None:
             return
@@ -170,120 +249,36 @@ class MptcpConnection:
     def local_idsn_plus1(self) -> int:
         return (self.local_idsn + 1) & _MASK64
 
-    def set_fallback(self, reason: str, counter: str) -> None:
-        """RFC 8684 §3.7: go on as plain TCP on the (only) subflow."""
-        if self.fallback is not None:
-            return
-        if not self.fallback_safe():
-            # data already moved through mappings the peer acknowledged: the byte streams
-            # may no longer line up without an infinite mapping (§3.7): reset instead
-            self.fail(f"fallback after data ({reason})", reset=True, tcprst=1)
-            return
-        sb = self.sendbuf
-        if sb.nxt != sb.una:
-            sb.ack(sb.nxt)  # already in the subflow: TCP delivers it from now on
-        self.fallback = reason
-        self.mib.incr(counter)
-        self.mib.incr("MPTcpExtFallback")
-        self.events.append(FallbackToTcp(reason))
-        # everything written so far goes straight to the subflow from now on
-        self.touch()
-
-    def syn_blackhole(self) -> None:
-        """Our MP_CAPABLE SYNs went unanswered: fall back and remember the destination."""
-        if self.fallback is not None or self.sub is None:
-            return
-        self.set_fallback("SYN blackhole: retried without MP_CAPABLE",
-                          "MPTcpExtMPCapableSYNTXDrop")
-        self.mib.incr("MPTcpExtBlackhole")
-        self.stack.blackholed[self.sub.remote[0]] = self._now + self.config.blackhole_ttl
+    def _close_deadline(self) -> float | None:
+        if self.close_started is None or self.subflow_closing or self.failed is not None \
+                or self.fallback is not None:
+            return None
+        return max(self.close_started, self.last_progress) + self.config.data_fin_timeout
 
     def timers(self) -> list[float]:
         """Data-level deadlines (the stack's ``get_timer`` includes them): the DATA_FIN
-        retransmission, and the data-level close timeout after ``close()`` (without it a
-        connection whose peer vanished -- its RST lost -- would wait in FIN-WAIT-2 for ever)."""
+        retransmission, the data-level close timeout after ``close()`` (without it a
+        connection whose peer vanished -- its RST lost -- would wait in FIN-WAIT-2 for ever),
+        ADD_ADDR retransmissions and the path manager's."""
         out: list[float] = []
         if self.fin_retx_at is not None and not self.sendbuf.fin_acked:
             out.append(self.fin_retx_at)
-        if self.close_started is not None and not self.subflow_closing \
-                and self.failed is None and self.fallback is None:
-            out.append(self.close_started + self.config.data_fin_timeout)
+        d = self._close_deadline()
+        if d is not None:
+            out.append(d)
+        for ann in self.announced.values():
+            if ann.retx_at is not None and not ann.echoed and not ann.due:
+                out.append(ann.retx_at)
+        if self.pm is not None:
+            t = self.pm.next_timer(self)
+            if t is not None:
+                out.append(t)
         return out
-
-    def fallback_safe(self) -> bool:
-        """The subflow's byte streams equal the data-level ones (so plain TCP can take over
-        without an infinite mapping): nothing was DATA_ACKed by the peer, our data went into
-        the subflow in one run from its first byte, and nothing from the peer moved to the
-        data level, or it did with the same identity offset."""
-        ext, sb, rb = self.ext, self.sendbuf, self.recvbuf
-        if ext is None:
-            return True
-        if ext.data_ack_seen and sb.una != self.local_idsn_plus1():
-            return False
-        runs = ext.send_maps
-        if runs and (len(runs) > 1 or runs[0][0] != 1
-                     or runs[0][1] != self.local_idsn_plus1()):
-            return False
-        if rb is not None and ext.read_ssn > 1:
-            return (rb.rcv_nxt - self.remote_idsn - ext.read_ssn) & _MASK64 == 0
-        return True
-
-    def fail(self, reason: str, *, reset: bool, tcprst: int | None = None) -> None:
-        """End the connection with ``reason``; ``reset`` aborts the subflow (a RST carrying
-        MP_TCPRST ``tcprst``, RFC 8684 §3.6)."""
-        if self.failed is None:
-            self.failed = reason
-            self.events.append(Reset(reason) if reset else ConnectionFailed(reason))
-            self.events.append(MptcpReset(reason, tcprst))
-        if tcprst is not None:
-            self.tcprst_reason = tcprst
-        if reset and self.sub is not None and self.sub.state is not S.CLOSED:
-            self.sub.abort()
-
-    # ------------------------------------------------------------------ §3.5 / §3.6 ---------
-    def fastclose(self) -> None:
-        """RFC 8684 §3.5 option R: a RST with MP_FASTCLOSE (the peer's key) on every subflow,
-        then CLOSED.  Before MPTCP is up (or after fallback) it is a plain abort."""
-        if self.failed is not None:
-            return
-        if self.fallback is None and self.remote_key is not None:
-            self.fastclose_pending = True
-            self.events.append(FastCloseSent())
-        self.fail("fastclose sent" if self.fastclose_pending else "aborted", reset=True,
-                  tcprst=0)
-        self.touch()
-
-    def on_fastclose(self, key: int, on_rst: bool) -> bool:
-        """An MP_FASTCLOSE arrived; True when it carries our key (then the connection is
-        over: option R on a RST, option A on an ACK -- answered by a RST)."""
-        if key != self.local_key:
-            self.mib.incr("MPTcpExtFastcloseIgnoredBadKey")  # RFC 8684 §3.5: the valid key
-            return False
-        self.mib.incr("MPTcpExtMPFastcloseRx")
-        if not self.fastclose_received:
-            self.fastclose_received = True
-            self.events.append(FastCloseReceived())
-            if self.failed is None:
-                self.failed = "fastclose received"
-                self.events.append(Reset("fastclose received"))
-                self.events.append(MptcpReset("fastclose received", self.peer_tcprst))
-        self.touch()
-        return True
-
-    def on_tcprst(self, reason: int, transient: bool) -> None:
-        self.mib.incr("MPTcpExtMPRstRx")
-        self.peer_tcprst = reason
-        self.touch()
 
     # ------------------------------------------------------------------ called by the ext ---
     def touch(self) -> None:
         if self.wake is not None:
             self.wake(self)
-
-    def on_other_option(self, ext: SubflowExt, opt: object, now: float) -> bool:
-        """Options other than MP_CAPABLE / DSS (MP_FASTCLOSE, MP_TCPRST ...): True drops the
-        segment."""
-        return False
 
     def snd_una(self) -> int:
         return self.sendbuf.una
@@ -300,9 +295,11 @@ class MptcpConnection:
         except DataLevelError:
             self.mib.incr("MPTcpExtDataAckBeyondNxt")
             return
-        if freed and self.sendbuf_was_full and self.send_space > 0:
-            self.sendbuf_was_full = False
-            self.events.append(SendBufferFree(self.send_space))
+        if freed:
+            self.last_progress = now
+            if self.sendbuf_was_full and self.send_space > 0:
+                self.sendbuf_was_full = False
+                self.events.append(SendBufferFree(self.send_space))
         if not self.fully_established:
             self._established()
         self.touch()
@@ -317,7 +314,9 @@ class MptcpConnection:
             return False
         return self.fin_sent_at is None or self.fin_retx_due
 
-    fin_retx_due = False
+    def _rto(self) -> float:
+        rtos = [sf.conn.rtt.rto for sf in self.subs if sf.conn.state in _OPEN]
+        return max(min(rtos) if rtos else 1.0, 0.2)
 
     def note_data_fin_sent(self) -> None:
         if self.fin_sent_at is None:
@@ -326,8 +325,7 @@ class MptcpConnection:
         self.fin_retx_due = False
         if self.fin_retx_at is None or self.fin_retx_at <= self._now:
             # the stack's get_timer watches it: the DATA_FIN is repeated until acknowledged
-            rto = self.sub.rtt.rto if self.sub is not None else 1.0
-            self.fin_retx_at = self._now + max(rto, 0.2)
+            self.fin_retx_at = self._now + self._rto()
 
     def on_data_fin(self, dsn: int) -> None:
         if self.recvbuf is None:
@@ -337,117 +335,80 @@ class MptcpConnection:
         except DataLevelError:
             self.mib.incr("MPTcpExtMappingInvalid")
             return
-        self.mib.incr("MPTcpExtDataFinRx")
         self.touch()
-
-    def on_infinite_mapping(self, ext: SubflowExt, dsn: int, ssn: int) -> None:
-        """The peer switched to an infinite mapping (RFC 8684 §3.7): from the last byte it
-        knows we DATA_ACKed, its subflow bytes are the stream, unchecked."""
-        self.mib.incr("MPTcpExtInfiniteMapRx")
-        self._enter_infinite("infinite mapping received")
-
-    def on_checksum_failure(self, ext: SubflowExt, dsn: int, data: bytes) -> None:
-        """RFC 8684 §3.7 with one subflow: the mapping at ``dsn`` failed its checksum; keep
-        its bytes aside, send MP_FAIL on our ACKs, wait for the peer's infinite mapping."""
-        self.mib.incr("MPTcpExtDataCsumErr")
-        self.events.append(ChecksumError(dsn))
-        if self.awaiting_infinite:
-            return
-        self.awaiting_infinite = True
-        self.mp_fail_send = dsn
-        ext.held = data
-        self.events.append(MpFailSent(dsn))
-        self._force_segment()
-
-    def on_mp_fail(self, ext: SubflowExt, dsn: int) -> None:
-        """The peer's checksum failed on our data from ``dsn`` (RFC 8684 §3.7): answer with
-        an infinite mapping (and an MP_FAIL of our own: "the receiver of an MP_FAIL MUST
-        also respond with an MP_FAIL"), then plain TCP both ways."""
-        self.mib.incr("MPTcpExtMPFailRx")
-        self.events.append(MpFailReceived(dsn))
-        if self.fallback is not None:
-            return
-        if not self.awaiting_infinite:
-            self.mp_fail_send = self.rcv_nxt() if self.recvbuf is not None else dsn
-        self._enter_infinite("MP_FAIL received")
-
-    def _enter_infinite(self, reason: str) -> None:
-        if self.fallback is not None:
-            return
-        ext, sb, rb = self.ext, self.sendbuf, self.recvbuf
-        assert ext is not None
-        self.fallback = f"checksum failure: {reason}"
-        self.mib.incr("MPTcpExtFallback")
-        self.mib.incr("MPTcpExtFallbackChecksum")
-        self.events.append(FallbackToTcp(self.fallback))
-        self.awaiting_infinite = False
-        # our direction: an infinite mapping from the last byte the peer DATA_ACKed
-        if sb.una != sb.nxt or ext.send_maps:
-            ssn = ext.ssn_of(sb.una)
-            if ssn is not None:
-                self.infinite_send = (sb.una, ssn)
-        if rb is not None and ext.held:
-            rb.insert(rb.rcv_nxt, ext.held)  # the stream as the path delivered it
-            self.events.append(DataReceived(len(ext.held)))
-            ext.read_ssn += len(ext.held)
-            ext.held = b""
-        self._force_segment()
-        self.touch()
-
-    def _force_segment(self) -> None:
-        sub = self.sub
-        if sub is not None:
-            sub.ack_now = True
-            if sub.wake is not None:
-                sub.wake(sub)
-
-    def on_bad_mapping(self, ext: SubflowExt, why: str) -> None:
-        self.mib.incr("MPTcpExtMappingInvalid")
-        self.fail(f"invalid mapping: {why}", reset=True, tcprst=1)  # MPTCP-specific error
-
 
     # ------------------------------------------------------------------ the pump ------------
-    _now = 0.0
-
     def pump(self, now: float) -> None:
-        """Move data between the data level and the subflow, drain subflow events, run the
+        """Move data between the data level and the subflows, drain subflow events, run the
         close sequence (called by the stack after anything happened)."""
         self._now = now
-        sub = self.sub
-        if sub is None:
+        if self.sub is None:
             return
-        self._subflow_events(now)
+        self._subflow_events()
         if self.fallback is not None:
             self._pump_fallback()
         elif self.recvbuf is not None:
+            multipath.check_subflows(self, now)
+            multipath.control_timers(self, now)
             self._pump_receive()
             self._pump_send()
             self._closing(now)
+            self._all_gone()
         elif self.close_started is not None and \
                 now >= self.close_started + self.config.data_fin_timeout:
             self.subflow_closing = True
             self.fail("closed before MPTCP was established", reset=True)
         self._report()
+        if self._pm_queue and self.pm is not None:
+            queue, self._pm_queue = self._pm_queue, []
+            for ev in queue:
+                self.pm.on_event(self, ev, now)
+        if self.pm is not None:
+            self.pm.on_timer(self, now)
 
-    def _subflow_events(self, now: float) -> None:
-        sub = self.sub
-        assert sub is not None
-        ev = sub.events
-        while ev:
-            e = ev.popleft()
-            t = type(e)
-            if t is Connected:
-                if self.fallback is not None or self.remote_key is not None:
-                    self._established()
-            elif t is Reset or t is ConnectionFailed:
-                if self.failed is None:
-                    self.failed = e.reason  # type: ignore[attr-defined]
-                    self.events.append(e)
-                    self.events.append(MptcpReset(self.failed or "", self.peer_tcprst))
-            elif t is EofReceived and self.fallback is None and self.recvbuf is not None \
-                    and not self.recvbuf.fin_received:
-                # a subflow FIN without DATA_FIN: the subflow is closing (RFC 8684 §3.3.3)
-                self.mib.incr("MPTcpExtSubflowFinWithoutDataFin")
+    def _subflow_events(self) -> None:
+        for sf in self.subs:
+            ev = sf.conn.events
+            while ev:
+                e = ev.popleft()
+                t = type(e)
+                if t is Connected:
+                    if not sf.join and (self.fallback is not None or self.remote_key is not None):
+                        self._established()
+                elif t is Reset or t is ConnectionFailed:
+                    reason = str(e.reason)  # type: ignore[attr-defined]
+                    if sf.reason is None:
+                        sf.reason = reason
+                    if self.failed is None and not self._others_alive(sf):
+                        self.failed = reason
+                        self.events.append(e)
+                        self.events.append(MptcpReset(reason, self.peer_tcprst))
+                    elif self.failed is None:
+                        self.mib.incr("MPTcpExtSubflowsFailed")
+                elif t is EofReceived and self.fallback is None and self.recvbuf is not None \
+                        and not self.recvbuf.fin_received:
+                    # a subflow FIN without DATA_FIN: the subflow is closing (RFC 8684 §3.3.3)
+                    self.mib.incr("MPTcpExtSubflowFinWithoutDataFin")
+
+    def _others_alive(self, sf: Subflow) -> bool:
+        """Another subflow may still carry the connection (RFC 8684 §3.3.3: one subflow's
+        end is not the connection's)."""
+        return self.fallback is None and any(
+            o is not sf and not o.closed and o.conn.state is not S.CLOSED
+            and (o.usable or o.conn.state in (S.SYN_SENT, S.SYN_RECEIVED)) for o in self.subs)
+
+    def _all_gone(self) -> None:
+        """Every subflow ended before the data-level close: the connection failed."""
+        if self.failed is not None or self.closed_reported or not self.subs:
+            return
+        if any(sf.conn.state is not S.CLOSED for sf in self.subs):
+            return
+        sb, rb = self.sendbuf, self.recvbuf
+        if sb.fin_acked and rb is not None and rb.fin_received:
+            return
+        self.failed = "every subflow closed before the data-level close completed"
+        self.events.append(ConnectionFailed(self.failed))
+        self.events.append(MptcpReset(self.failed, self.peer_tcprst))
 
     def _established(self) -> None:
         if self.fully_established:
@@ -459,17 +420,39 @@ class MptcpConnection:
             self.events.append(MptcpConnected(fallback=self.fallback is not None,
                                               checksums=self.checksums))
             self.events.append(Connected())
+            if self.pm is not None and self.fallback is None:
+                self._pm_queue.append(MptcpConnected(fallback=False, checksums=self.checksums))
 
     def _pump_receive(self) -> None:
-        sub, ext, rb = self.sub, self.ext, self.recvbuf
-        assert sub is not None and ext is not None and rb is not None
+        rb = self.recvbuf
+        assert rb is not None
+        new = 0
+        for sf in self.subs:
+            new += self._receive_from(sf, rb)
+        if new:
+            self.events.append(DataReceived(new))
+            self.ack_now = True
+            self.last_progress = self._now
+            for sf in self.subs:
+                sf.conn.ack_now = True if sf.conn.state in _OPEN and sf.usable else \
+                    sf.conn.ack_now
+        if rb.fin_received and not self._fin_counted:
+            self._fin_counted = True
+            self.mib.incr("MPTcpExtDataFinRx")
+        if not self.fully_established and (new or rb.fin_received):
+            self._established()
+
+    _fin_counted = False
+
+    def _receive_from(self, sf: Subflow, rb: DataReceiveBuffer) -> int:
+        sub, ext = sf.conn, sf.ext
         new = 0
         while True:
             avail = sub.readable
             if avail <= 0 or self.awaiting_infinite:
                 break
             if self.checksums:
-                got = self._receive_checked(avail)
+                got = self._receive_checked(sf, avail)
                 if got < 0:
                     break
                 new += got
@@ -478,9 +461,9 @@ class MptcpConnection:
             if hit is None:
                 break  # the mapping has not arrived yet
             dsn, contiguous = hit
-            room = rb.window
+            room = rb.room_at(dsn)
             if room <= 0:
-                break  # data-level window full: leave it in the subflow (its window closes)
+                break  # beyond the data-level window: leave it in the subflow (§3.3.4)
             n = min(avail, contiguous, room)
             data = sub.read(n)
             if not data:
@@ -488,22 +471,18 @@ class MptcpConnection:
             new += rb.insert(dsn, data)
             ext.read_ssn += len(data)
             ext.recv_maps.consume(ext.read_ssn)
-        if new:
-            self.events.append(DataReceived(new))
-            self.ack_now = True
-        if not self.fully_established and (new or rb.fin_received):
-            self._established()
+        return new
 
-    def _receive_checked(self, avail: int) -> int:
+    def _receive_checked(self, sf: Subflow, avail: int) -> int:
         """Move one whole checksummed mapping to the data level (RFC 8684 §3.3.1: the
         checksum covers the mapping); -1 when it cannot move yet (incomplete, no room)."""
-        sub, ext, rb = self.sub, self.ext, self.recvbuf
-        assert sub is not None and ext is not None and rb is not None
+        sub, ext, rb = sf.conn, sf.ext, self.recvbuf
+        assert rb is not None
         entry = ext.csum_maps.get(ext.read_ssn)
         if entry is None:
             return -1  # the mapping has not arrived yet
         dsn, length, fin, csum = entry
-        if avail < length or rb.window < length:
+        if avail < length or rb.room_at(dsn) < length:
             return -1
         data = sub.read(length)
         if len(data) != length:
@@ -516,52 +495,128 @@ class MptcpConnection:
         ext.recv_maps.consume(ext.read_ssn)
         return rb.insert(dsn, data)
 
+    def _send_chunk(self, sf: Subflow, dsn: int, data: bytes) -> int:
+        sub = sf.conn
+        ssn = sub.sendbuf.end  # relative SSN of the chunk's first byte
+        taken = sub.send(data)
+        if taken:
+            sf.ext.map_sent(ssn, dsn, taken)
+        return taken
+
+    def _usable(self) -> list[Subflow]:
+        return [sf for sf in self.subs if sf.usable and not sf.stale and not sf.closing
+                and sf.conn.state in _OPEN]
+
     def _pump_send(self) -> None:
-        sub, ext, sb = self.sub, self.ext, self.sendbuf
-        assert sub is not None and ext is not None
-        if sub.state not in (S.ESTABLISHED, S.CLOSE_WAIT):
+        sb = self.sendbuf
+        cands = self._usable()
+        if not cands:
             return
-        while True:
-            space = sub.send_space
-            if space <= 0:
-                break
-            got = sb.take(min(space, _CHUNK))
-            if got is None:
-                break
-            dsn, data = got
-            ssn = sub.sendbuf.end  # relative SSN of the chunk's first byte
-            taken = sub.send(data)
-            if taken != len(data):  # cannot happen: we asked for at most send_space
-                sb.rewind((dsn + taken) & _MASK64)
-            ext.map_sent(ssn, dsn, taken)
+        if self.reinject:
+            self._pump_reinject(cands)
+        if len(cands) == 1 and self.sched.name != "redundant":
+            sf = cands[0]
+            while True:  # one path: fill its send buffer (the fast path)
+                space = sf.conn.send_space
+                if space <= 0:
+                    break
+                got = sb.take(min(space, _CHUNK))
+                if got is None:
+                    break
+                dsn, data = got
+                taken = self._send_chunk(sf, dsn, data)
+                if taken != len(data):  # cannot happen: we asked for at most send_space
+                    sb.rewind((dsn + taken) & _MASK64)
+        else:
+            while sb.nxt != sb.end:
+                picks = self.sched.select(cands)
+                if not picks:
+                    break
+                n = min(min(p.room for p in picks), _CHUNK)
+                if n <= 0:
+                    break
+                got = sb.take(n)
+                if got is None:
+                    break
+                dsn, data = got
+                took = [self._send_chunk(p, dsn, data) for p in picks]  # type: ignore[arg-type]
+                if max(took) != len(data):
+                    sb.rewind((dsn + max(took)) & _MASK64)
+                    break
         if self.data_fin_due():
-            sub.ack_now = True  # a segment must carry the DATA_FIN
-            if sub.wake is not None:
-                sub.wake(sub)
+            sf = cands[0]
+            sf.conn.ack_now = True  # a segment must carry the DATA_FIN
+            if sf.conn.wake is not None:
+                sf.conn.wake(sf.conn)
+
+    def _pump_reinject(self, cands: list[Subflow]) -> None:
+        """RFC 8684 §3.3.6: data-level bytes of a failed/stale subflow, on the others."""
+        sb = self.sendbuf
+        while self.reinject:
+            dsn, n = self.reinject[0]
+            skip = (sb.una - dsn) & _MASK64
+            if skip < (1 << 63):  # (part of) it is DATA_ACKed already
+                if skip >= n:
+                    self.reinject.popleft()
+                    continue
+                dsn, n = sb.una, n - skip
+            # never past what was handed out (a rewind may have moved nxt back)
+            limit = (sb.nxt - dsn) & _MASK64
+            if limit >= (1 << 63) or limit == 0:
+                self.reinject.popleft()
+                continue
+            n = min(n, limit)
+            best = min(cands, key=lambda s: (s.is_backup, s.srtt))
+            room = min(best.room, _CHUNK)
+            if room <= 0:
+                return
+            k = min(n, room)
+            data = sb.peek(dsn, k)
+            taken = self._send_chunk(best, dsn, data)
+            if taken < n:
+                self.reinject[0] = ((dsn + taken) & _MASK64, n - taken)
+            else:
+                self.reinject.popleft()
+            if taken < k or taken == 0:
+                return
 
     def _closing(self, now: float) -> None:
-        sub, sb, rb = self.sub, self.sendbuf, self.recvbuf
-        assert sub is not None and rb is not None
+        sb, rb = self.sendbuf, self.recvbuf
+        assert rb is not None
         if self.fin_sent_at is not None and not sb.fin_acked:
-            rto = max(sub.rtt.rto, 0.2)
+            rto = self._rto()
             if self.fin_retx_at is None:
                 self.fin_retx_at = self.fin_sent_at + rto
             elif now >= self.fin_retx_at:
                 self.fin_retx_due = True
                 self.fin_retx_at = now + 2 * rto
-                sub.ack_now = True
-                if sub.wake is not None:
-                    sub.wake(sub)
-        done_tx = sb.fin_acked
-        done_rx = rb.fin_received
-        timed_out = self.close_started is not None and \
-            now >= self.close_started + self.config.data_fin_timeout  # the same sum timers() uses
-        if ((done_tx and done_rx) or timed_out) and not self.subflow_closing:
+                # retransmit on another subflow than last time if one is usable
+                usable = self._usable() or [sf for sf in self.subs if sf.conn.state in _OPEN]
+                if usable:
+                    sf = usable[self.mib.get("MPTcpExtDataFinTx", 0) % len(usable)]
+                    sf.conn.ack_now = True
+                    if sf.conn.wake is not None:
+                        sf.conn.wake(sf.conn)
+        done = sb.fin_acked and rb.fin_received
+        deadline = self._close_deadline()
+        if deadline is not None and now >= deadline and not done:
+            # RFC 8684 §3.3.3: the data-level close made no progress: give up loudly
+            self.subflow_closing = True
+            self.fastclose()
+            if self.failed == "fastclose sent" or self.failed == "aborted":
+                self.failed = "data-level close timed out"
+                self.events.append(ConnectionFailed(self.failed))
+            return
+        if done and not self.subflow_closing:
             self.subflow_closing = True  # (also ends the close timer: see timers())
-            if sub.state in (S.ESTABLISHED, S.CLOSE_WAIT):
-                if sub.readable:
-                    sub.read()  # nothing the data level wants: the mapping ended with the FIN
-                sub.close()
+            for sf in self.subs:
+                c = sf.conn
+                if c.state in _OPEN:
+                    if c.readable:
+                        c.read()  # nothing the data level wants: the mapping ended
+                    c.close()
+                elif c.state in (S.SYN_SENT, S.SYN_RECEIVED):
+                    c.abort()
 
     def _pump_fallback(self) -> None:
         """Plain TCP: the subflow is the connection."""
@@ -575,29 +630,26 @@ class MptcpConnection:
             _, data = got
             sub.send(data)
             sb.ack(sb.nxt)  # TCP acknowledges it now: nothing to keep at the data level
-        if self.write_shut and sb.nxt == sb.end and sub.state in (S.ESTABLISHED, S.CLOSE_WAIT) \
-                and not sub.write_shut:
+        if self.write_shut and sb.nxt == sb.end and sub.state in _OPEN and not sub.write_shut:
             sub.shutdown_write()
 
     def _report(self) -> None:
-        sub = self.sub
-        assert sub is not None
         if not self.eof_reported and self.at_eof:
             self.eof_reported = True
             self.events.append(EofReceived())
-        if not self.closed_reported and sub.state in (S.TIME_WAIT, S.CLOSED) \
-                and self.failed is None:
-            self.closed_reported = True
+        if not self.closed_reported and self.failed is None:
             rb = self.recvbuf
-            if self.fallback is not None or (self.sendbuf.fin_acked and rb is not None
-                                              and rb.fin_received):
+            if self.fallback is not None:
+                sub = self.sub
+                if sub is not None and sub.state in (S.TIME_WAIT, S.CLOSED):
+                    self.closed_reported = True
+                    self.events.append(ConnectionClosed())
+            elif self.sendbuf.fin_acked and rb is not None and rb.fin_received \
+                    and (rb.eof or self.read_shut):
+                # RFC 8684 §3.3.3: both DATA_FINs acknowledged: the connection is closed
+                # (the subflows finish their own closes in the background)
+                self.closed_reported = True
                 self.events.append(ConnectionClosed())
-            else:
-                # the subflow ended before the data-level close (timeout, peer's FIN): what
-                # was not DATA_ACKed may not have been delivered -- say so
-                self.failed = "subflow closed before the data-level close completed"
-                self.events.append(ConnectionFailed(self.failed))
-                self.events.append(MptcpReset(self.failed, self.peer_tcprst))
         if self.sendbuf_was_full and self.send_space > 0:
             self.sendbuf_was_full = False
             self.events.append(SendBufferFree(self.send_space))
@@ -610,14 +662,17 @@ class MptcpConnection:
         if sub is None:
             return S.CLOSED
         st = sub.state
-        if self.fallback is not None or st in (S.SYN_SENT, S.SYN_RECEIVED, S.CLOSED):
+        if self.fallback is not None:
             return st
         if self.failed is not None:
             return S.CLOSED
-        if st is S.TIME_WAIT:
-            return st
         if not self.fully_established and not self.connected_reported:
+            if st in (S.SYN_SENT, S.SYN_RECEIVED, S.CLOSED):
+                return st
             return S.SYN_RECEIVED if not self.client else S.SYN_SENT
+        if self.closed_reported:
+            alive = any(sf.conn.state is not S.CLOSED for sf in self.subs)
+            return S.TIME_WAIT if alive else S.CLOSED
         rb = self.recvbuf
         fin_rx = rb is not None and rb.fin_received
         if not self.write_shut:
@@ -663,7 +718,7 @@ class MptcpConnection:
             return b""
         data = self.recvbuf.read(max_bytes)
         if data:
-            self.touch()  # the data-level window opened: move more from the subflow
+            self.touch()  # the data-level window opened: move more from the subflows
             self.ack_now = True
         return data
 
@@ -707,10 +762,11 @@ class MptcpConnection:
             "local_token": f"{self.local_token:08x}",
             "remote_token": None if self.remote_token is None else f"{self.remote_token:08x}",
             "snd_una": self.sendbuf.una, "snd_nxt": self.sendbuf.nxt,
-            "rcv_nxt": self.rcv_nxt(), "subflows": 1 if sub is not None else 0,
+            "rcv_nxt": self.rcv_nxt(), "subflows": len(self.subs),
             "subflow": sub.info() if sub is not None else None,
+            "subflow_list": self.subflows_info(), "scheduler": self.sched.name,
         }
 
     def __repr__(self) -> str:
         return (f"<MptcpConnection {self.state.value} token={self.local_token:08x} "
-                f"fallback={self.fallback!r}>")
+                f"fallback={self.fallback!r} subflows={len(self.subs)}>")

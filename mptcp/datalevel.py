@@ -322,6 +322,15 @@ class DataReceiveBuffer:
         """``rcv_nxt + window``: the first DSN that is not accepted."""
         return self._dsn(self._nxt + self.window)
 
+    def room_at(self, dsn: int) -> int:
+        """Bytes from ``dsn`` up to the right edge (RFC 8684 §3.3.4: the sender keeps below
+        it): what may be taken now at ``dsn``; a DSN below ``rcv_nxt`` (already delivered,
+        a duplicate) may always be taken (it is dropped), so that counts as the window."""
+        off = self._offset(dsn)
+        if off <= self._nxt:
+            return self.window + (self._nxt - off)
+        return self._nxt + self.window - off
+
     @property
     def free_space(self) -> int:
         """Buffer room left: ``capacity - readable - out_of_order_bytes``."""

@@ -22,7 +22,7 @@ __all__ = [
     "FallbackReason", "MptcpConnected", "FallbackToTcp", "MptcpDataReceived",
     "MptcpEofReceived", "MptcpClosed", "MptcpReset", "FastCloseReceived", "FastCloseSent",
     "SubflowEstablished", "SubflowClosed", "MpFailSent", "MpFailReceived", "ChecksumError",
-    "MptcpSendBufferFree",
+    "MptcpSendBufferFree", "AddressAnnounced", "AddressRemoved", "PriorityChanged",
 ]
 
 
@@ -153,3 +153,28 @@ class MptcpSendBufferFree(Event):
     """The data-level send buffer, full before, has ``free`` bytes of room again."""
 
     free: int
+
+
+@dataclass(frozen=True, slots=True)
+class AddressAnnounced(Event):
+    """The peer announced ``address`` [``port``] as ``address_id`` (ADD_ADDR with a valid
+    HMAC, RFC 8684 §3.4.1)."""
+
+    address_id: int
+    address: str
+    port: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AddressRemoved(Event):
+    """The peer withdrew ``address_id`` (REMOVE_ADDR, RFC 8684 §3.4.2)."""
+
+    address_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class PriorityChanged(Event):
+    """The peer marked ``subflow`` as backup or regular (MP_PRIO, RFC 8684 §3.3.8)."""
+
+    subflow: str
+    backup: bool

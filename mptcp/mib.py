@@ -138,6 +138,11 @@ _OWN: dict[str, str] = {
     "MpFailIgnored": "MP_FAIL not acted on (no checksum in use / bad DSN) (§3.7)",
     "SubflowResetChecksum": "subflows reset after a checksum failure (§3.7)",
     "SubflowResetNoDss": "joined subflows reset: MPTCP options stripped (§3.7)",
+    "MPJoinEstab": "joined subflows that became usable (fourth ACK seen, §3.2)",
+    "MPJoinNoJoinSynAck": "our MP_JOIN SYN answered by a SYN/ACK without MP_JOIN (§3.2)",
+    "MPJoinAckMissing": "joined subflows whose third ACK carried no MP_JOIN (§3.2)",
+    "AddAddrBadHmac": "ADD_ADDR with a missing or wrong HMAC, ignored (§3.4.1)",
+    "SubflowsFailed": "subflows that ended with an error while others went on",
 }
 
 LINUX_MPTCP_COUNTERS: dict[str, str] = {_P + k: v for k, v in _LINUX.items()}

@@ -24,14 +24,18 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from mptcp.connection import MptcpConfig, MptcpConnection
+from mptcp.join import JoinState
 from mptcp.keys import TokenTable
 from mptcp.mib import MptcpMib
+from mptcp.pm import FullMeshPM, PathManager
 from mptcp.subflow import SubflowExt
+from mptcp.tcp import output
 from mptcp.tcp.config import TcpConfig
 from mptcp.tcp.connection import TcpConnection, normalize_endpoint
 from mptcp.tcp.stack import ListenerHook, Stack, StackError
 from mptcp.tcp.state import TcpState
-from mptcp.wire.mptcp_handshake import MPC_FLAG_EXTENSIBILITY, MpCapable
+from mptcp.wire.mptcp_handshake import MPC_FLAG_EXTENSIBILITY, MpCapable, MpJoinSyn
+from mptcp.wire.mptcp_options import MpTcpRst
 from mptcp.wire.segment import Segment
 
 __all__ = ["MptcpStack", "MptcpListener"]
@@ -61,7 +65,8 @@ class MptcpStack:
 
     def __init__(self, addresses: Iterable[bytes | str], rng: random.Random, *,
                  config: TcpConfig | None = None, mptcp: MptcpConfig | None = None,
-                 verify_checksums: bool = True, csum_offload: bool = False) -> None:
+                 verify_checksums: bool = True, csum_offload: bool = False,
+                 pm: PathManager | None = None) -> None:
         self.tcp = Stack(addresses, rng, config=config, verify_checksums=verify_checksums,
                          csum_offload=csum_offload)
         self.rng = rng
@@ -76,6 +81,10 @@ class MptcpStack:
         self.connections: dict[TcpConnection, MptcpConnection] = {}
         self._dirty: dict[MptcpConnection, None] = {}
         self._owner: dict[MptcpConnection, MptcpListener] = {}
+        self.pm: PathManager = pm if pm is not None else FullMeshPM()
+        """The path manager of every connection (RFC 8684 §3.4; :mod:`mptcp.pm`)."""
+        self._next_local_id = 100
+        self._local_ids: dict[bytes, int] = {}
         self.tcp.add_listener_hook(_Hook(self))
 
     @property
@@ -87,7 +96,30 @@ class MptcpStack:
         mc = MptcpConnection(self, client=client, config=self.mptcp_config,
                              tcp_config=tcp_config, now=now)
         mc.wake = self._wake
+        mc.pm = self.pm
         return mc
+
+    def register_subflow(self, mc: MptcpConnection, conn: TcpConnection) -> None:
+        """``conn`` is a subflow of ``mc`` (the pump follows it)."""
+        self.connections[conn] = mc
+        self._dirty[mc] = None
+
+    def add_address(self, address: bytes | str) -> None:
+        """Another local address (subflows may use it)."""
+        self.tcp.add_address(address)
+
+    def local_address_id(self, address: bytes | str) -> int:
+        """Our address ID for ``address`` (RFC 8684 §3.4.1): the path manager's endpoint
+        ID, else a stable ID of our own (100 and up)."""
+        addr = normalize_endpoint((address, 0))[0]
+        pid = self.pm.local_id(addr)
+        if pid is not None:
+            return pid
+        lid = self._local_ids.get(addr)
+        if lid is None:
+            lid = self._local_ids[addr] = self._next_local_id
+            self._next_local_id = min(self._next_local_id + 1, 255)
+        return lid
 
     def connect(self, remote: tuple[bytes | str, int], *,
                 local: tuple[bytes | str, int] | None = None, config: TcpConfig | None = None,
@@ -132,9 +164,12 @@ class MptcpStack:
         return None
 
     def __iter__(self) -> Iterator[MptcpConnection]:
-        return iter(list(self.connections.values()))
+        return iter(list(dict.fromkeys(self.connections.values())))
 
     def _on_syn(self, seg: Segment, now: float) -> TcpConnection | Literal[False] | None:
+        join = next((o for o in seg.tcp.options if type(o) is MpJoinSyn), None)
+        if join is not None:
+            return self._on_join(seg, join, now)
         dst = bytes(seg.ip.dst)
         lst = self.listeners.get((dst, seg.tcp.dport)) or \
             self.listeners.get((None, seg.tcp.dport))
@@ -164,6 +199,47 @@ class MptcpStack:
         self._dirty[mc] = None
         return sub
 
+    def _on_join(self, seg: Segment, join: MpJoinSyn, now: float
+                 ) -> TcpConnection | Literal[False]:
+        """RFC 8684 §3.2: an MP_JOIN SYN, on any port: route it by the token."""
+        self.mib.incr("MPTcpExtMPJoinSynRx")
+        if join.backup:
+            self.mib.incr("MPTcpExtMPJoinSynBackupRx")
+        mc = self.tokens.lookup(join.receiver_token)
+        if mc is None:
+            self.mib.incr("MPTcpExtMPJoinNoTokenFound")
+            self._refuse(seg, 1)  # Linux: RST with MP_TCPRST "MPTCP-specific error"
+            return False
+        dst = bytes(seg.ip.dst)
+        if mc.fallback is not None or mc.failed is not None or mc.remote_key is None \
+                or not mc.fully_established or mc.subflow_closing \
+                or not self.pm.accept_join(mc, join, dst) \
+                or (self.mptcp_config.no_join_to_initial
+                    and (dst, seg.tcp.dport) == mc.initial_local):
+            self.mib.incr("MPTcpExtMPJoinRejected")
+            self._refuse(seg, 3)  # administratively prohibited
+            return False
+        sub = TcpConnection.accept_syn(seg, mc.tcp_config, self.rng, now, mib=self.tcp.mib,
+                                       isn_gen=self.tcp.isn_gen)
+        ext = SubflowExt(mc, client=False,
+                         join=JoinState.responder(self.rng, join, self.local_address_id(dst)))
+        mc._now = now
+        from mptcp import multipath
+        sf = multipath.add_subflow(mc, sub, ext, local_id=ext.join.local_id,  # type: ignore[union-attr]
+                                   remote_id=join.address_id, join=True)
+        sf.peer_backup = bool(join.backup)
+        return sub
+
+    def _refuse(self, seg: Segment, reason: int) -> None:
+        """A RST with MP_TCPRST ``reason`` answering a SYN we will not take (§3.6)."""
+        rst = output.rst_for(seg)
+        if rst is None:
+            return
+        tcp = rst.tcp._replace(options=(*rst.tcp.options, MpTcpRst(reason=reason)))
+        self.tcp.mib["TcpOutRsts"] += 1
+        self.mib.incr("MPTcpExtMPRstTx")
+        self.tcp._out.append(rst._replace(tcp=tcp).to_bytes(self.csum_offload))
+
     # ------------------------------------------------------------------ Sans-IO -------------
     def _wake(self, mc: MptcpConnection) -> None:
         self._dirty[mc] = None
@@ -182,9 +258,8 @@ class MptcpStack:
             self._dirty.clear()
             for mc in batch:
                 mc.pump(now)
-                sub = mc.sub
-                if sub is not None:
-                    self.tcp._dirty[sub] = None
+                for sf in mc.subs:
+                    self.tcp._dirty[sf.conn] = None
                 self._after(mc)
 
     def _after(self, mc: MptcpConnection) -> None:
@@ -192,13 +267,18 @@ class MptcpStack:
         if lst is not None and mc in lst.pending and mc.connected_reported:
             lst.pending.discard(mc)
             lst.ready.append(mc)
-        sub = mc.sub
-        if sub is not None and sub.state is TcpState.CLOSED:
+        if not mc.subs:
+            return
+        for sf in mc.subs:
+            if sf.conn.state is TcpState.CLOSED:
+                self.connections.pop(sf.conn, None)
+        if all(sf.conn.state is TcpState.CLOSED for sf in mc.subs):
             if lst is not None:
                 lst.pending.discard(mc)
                 self._owner.pop(mc, None)
-            self.connections.pop(sub, None)
-            self.tokens.unregister(mc.local_token, mc)
+            if self.tokens.lookup(mc.local_token) is mc:
+                self.tokens.unregister(mc.local_token, mc)
+                self.pm.forget(mc)
 
     def packets_to_send(self, now: float) -> list[bytes]:
         self._pump(now)
@@ -214,18 +294,19 @@ class MptcpStack:
 
     def _pump_after(self, now: float) -> None:
         """Connections whose subflow sent something may now hand it more (send space)."""
+        seen: set[MptcpConnection] = set()
         for mc in list(self.connections.values()):
-            if mc.sub is not None and mc.sub.send_space and mc.sendbuf.nxt != mc.sendbuf.end:
+            if mc in seen:
+                continue
+            seen.add(mc)
+            if (mc.sendbuf.nxt != mc.sendbuf.end or mc.reinject) and any(
+                    sf.usable and sf.conn.send_space for sf in mc.subs):
                 self._dirty[mc] = None
-        self._after_all()
-
-    def _after_all(self) -> None:
-        for mc in list(self.connections.values()):
             self._after(mc)
 
     def get_timer(self) -> float | None:
         t = self.tcp.get_timer()
-        for mc in self.connections.values():
+        for mc in set(self.connections.values()):
             for f in mc.timers():
                 if t is None or f < t:
                     t = f
@@ -233,7 +314,7 @@ class MptcpStack:
 
     def handle_timer(self, now: float) -> None:
         self.tcp.handle_timer(now)
-        for mc in list(self.connections.values()):
+        for mc in set(self.connections.values()):
             if any(f <= now for f in mc.timers()):
                 self._dirty[mc] = None
         self._pump(now)

@@ -25,7 +25,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from mptcp import multipath
 from mptcp.dsn import expand
+from mptcp.join import JOIN_ACK_LEN, JOIN_SYN_LEN, JOIN_SYNACK_LEN
 from mptcp.mapping import Mapping, MappingError, RecvMappings
 from mptcp.tcp.hooks import OutHeader, SegmentKind, TcpExtension, Verdict
 from mptcp.wire.mptcp_crypto import dss_checksum
@@ -33,12 +35,25 @@ from mptcp.wire.mptcp_handshake import (
     MPC_FLAG_CHECKSUM,
     MPC_FLAG_EXTENSIBILITY,
     MPC_FLAG_HMAC_SHA256,
+    MPC_FLAG_NO_JOIN,
     MpCapable,
+    MpJoinAck,
+    MpJoinSynAck,
 )
-from mptcp.wire.mptcp_options import Dss, MpFail, MpFastClose, MpTcpRst
+from mptcp.wire.mptcp_options import (
+    AddAddr,
+    Dss,
+    MpFail,
+    MpFastClose,
+    MpPrio,
+    MpTcpRst,
+    RemoveAddr,
+)
 
 if TYPE_CHECKING:
     from mptcp.connection import MptcpConnection
+    from mptcp.join import JoinState
+    from mptcp.multipath import Subflow
     from mptcp.tcp.connection import TcpConnection
     from mptcp.wire.options import TcpOption
     from mptcp.wire.segment import Segment
@@ -54,11 +69,18 @@ _MAX_DLL = 0xFFFF  # the data-level length is 16 bits
 class SubflowExt(TcpExtension):
     """MP_CAPABLE / DSS for one subflow of ``mc`` (see the module docstring)."""
 
-    def __init__(self, mc: MptcpConnection, *, client: bool) -> None:
+    def __init__(self, mc: MptcpConnection, *, client: bool,
+                 join: JoinState | None = None) -> None:
         self.mc = mc
         self.client = client
+        self.join = join  # a joined subflow's MP_JOIN handshake (RFC 8684 §3.2)
+        self.is_join = join is not None
+        self.sf: Subflow | None = None
+        self.tcprst_reason: int | None = None  # this subflow's own MP_TCPRST reason
+        self.bytes_mapped = 0
         self.conn: TcpConnection | None = None
-        self.peer_dss_seen = False  # the peer sent a DSS: it has our keys (client side)
+        # the peer sent a DSS: it has our keys (client side; a join needs no MP_CAPABLE)
+        self.peer_dss_seen = join is not None
         self.data_ack_seen = False  # the peer DATA_ACKed something (it speaks DSS)
         self.keys_sent = False  # client: the third ACK with both keys left
         self.mpc_confirmed = False  # server: the client's key arrived (third ACK / data)
@@ -78,6 +100,7 @@ class SubflowExt(TcpExtension):
     def map_sent(self, ssn: int, dsn: int, length: int) -> None:
         """The connection wrote data-level bytes [dsn, dsn+length) to this subflow at
         relative SSN ``ssn``."""
+        self.bytes_mapped += length
         maps = self.send_maps
         if maps:
             s, d, n = maps[-1]
@@ -106,10 +129,27 @@ class SubflowExt(TcpExtension):
         if k:
             del maps[:k]
 
+    def ready_for_data(self) -> bool:
+        """The subflow may carry data: a joined one only after the fourth ACK (§3.2)."""
+        return self.join is None or self.join.confirmed
+
     # ------------------------------------------------------------------ outgoing options ----
     def option_space(self, conn: TcpConnection, kind: SegmentKind) -> int:
         mc = self.mc
+        join = self.join
+        if join is not None and not join.confirmed:
+            if kind is SegmentKind.SYN:
+                return JOIN_SYN_LEN
+            if kind is SegmentKind.SYN_ACK:
+                return JOIN_SYNACK_LEN
+            if kind is SegmentKind.RST:
+                return 4
+            if join.initiator_side and kind in (SegmentKind.ACK, SegmentKind.DATA):
+                return JOIN_ACK_LEN
+            return 0
         extra = 0
+        if kind is SegmentKind.ACK and self.sf is not None and mc.fallback is None:
+            extra += multipath.control_space(mc, self.sf)
         if kind in (SegmentKind.ACK, SegmentKind.DATA):
             if mc.mp_fail_send is not None:
                 extra += 12
@@ -142,16 +182,43 @@ class SubflowExt(TcpExtension):
     def write_options(self, conn: TcpConnection, kind: SegmentKind, space: int,
                       hdr: OutHeader) -> Sequence[TcpOption]:
         mc = self.mc
+        join = self.join
+        if join is not None and not join.confirmed:
+            return self._join_options(kind, space)
         head: Sequence[TcpOption] = ()
+        if kind is SegmentKind.ACK and self.sf is not None and mc.fallback is None \
+                and (self.sf.prio_pending or mc.control_wanted()):
+            # RFC 8684 §3.4: ADD_ADDR / REMOVE_ADDR / MP_PRIO on a pure ACK; the DATA_ACK
+            # follows only if it still fits (Linux drops it from such an ACK too)
+            head = tuple(multipath.control_options(mc, self.sf, space))
+            space -= sum(len(o.to_bytes()) for o in head)
         if (mc.infinite_send is not None or mc.mp_fail_send is not None) and kind in (
                 SegmentKind.ACK, SegmentKind.DATA):
-            head = self._fail_options(space)
-            space -= sum(len(o.to_bytes()) for o in head)
+            fail = self._fail_options(space)
+            space -= sum(len(o.to_bytes()) for o in fail)
+            head = (*head, *fail)
         if mc.fallback is not None:
             return head
         if kind is SegmentKind.RST:
             return self._rst_options(space)
         return (*head, *self._regular_options(conn, kind, space, hdr))
+
+    def _join_options(self, kind: SegmentKind, space: int) -> Sequence[TcpOption]:
+        """RFC 8684 §3.2: MP_JOIN on the SYN, SYN/ACK and third ACK (repeated on our ACKs
+        until the fourth ACK arrives)."""
+        mc, join = self.mc, self.join
+        assert join is not None
+        if kind is SegmentKind.SYN and mc.remote_token is not None and space >= JOIN_SYN_LEN:
+            return (join.syn_option(mc.remote_token),)
+        if kind is SegmentKind.SYN_ACK and mc.remote_key is not None \
+                and space >= JOIN_SYNACK_LEN:
+            return (join.synack_option(mc.local_key, mc.remote_key),)
+        if kind is SegmentKind.RST:
+            return self._rst_options(space)
+        if join.initiator_side and join.verified and mc.remote_key is not None \
+                and kind in (SegmentKind.ACK, SegmentKind.DATA) and space >= JOIN_ACK_LEN:
+            return (join.ack_option(mc.local_key, mc.remote_key),)
+        return ()
 
     def _regular_options(self, conn: TcpConnection, kind: SegmentKind, space: int,
                          hdr: OutHeader) -> Sequence[TcpOption]:
@@ -161,6 +228,8 @@ class SubflowExt(TcpExtension):
             mc.mib.incr("MPTcpExtMPCapableSYNTX")
             return (MpCapable(flags=flags),)
         if kind is SegmentKind.SYN_ACK:
+            if mc.config.no_join_to_initial:
+                flags |= MPC_FLAG_NO_JOIN  # RFC 8684 §3.1 flag C
             return (MpCapable(flags=flags, sender_key=mc.local_key),)
         if self.client and not self.peer_dss_seen:
             if mc.remote_key is None:
@@ -247,12 +316,14 @@ class SubflowExt(TcpExtension):
         with our reason on every RST this subflow sends once MPTCP is up."""
         mc = self.mc
         out: list[TcpOption] = []
-        if mc.fastclose_pending and mc.remote_key is not None and space >= 12:
+        if mc.fastclose_pending and mc.remote_key is not None and space >= 12 \
+                and self.tcprst_reason is None:
             out.append(MpFastClose(mc.remote_key))
             space -= 12
             mc.mib.incr("MPTcpExtMPFastcloseTx")
         if mc.remote_key is not None and space >= 4:
-            out.append(MpTcpRst(reason=mc.tcprst_reason, transient=mc.tcprst_transient))
+            reason = self.tcprst_reason if self.tcprst_reason is not None else mc.tcprst_reason
+            out.append(MpTcpRst(reason=reason, transient=mc.tcprst_transient))
             mc.mib.incr("MPTcpExtMPRstTx")
         return out
 
@@ -272,12 +343,28 @@ class SubflowExt(TcpExtension):
         dss: Dss | None = None
         flags = seg.tcp.flags
         fastclose: MpFastClose | None = None
+        any_mptcp = False
+        jopt: object = None
         for opt in seg.tcp.options:
             t = type(opt)
             if t is Dss:
                 dss = opt  # type: ignore[assignment]
             elif t is MpCapable:
                 mpc = opt  # type: ignore[assignment]
+            elif t is MpJoinSynAck or t is MpJoinAck:
+                jopt = opt
+            elif t is AddAddr:
+                any_mptcp = True
+                if not flags & 0x04:
+                    mc.on_add_addr(self, opt)  # type: ignore[arg-type]
+            elif t is RemoveAddr:
+                any_mptcp = True
+                if not flags & 0x04:
+                    mc.on_remove_addr(tuple(opt.address_ids))  # type: ignore[attr-defined]
+            elif t is MpPrio:
+                any_mptcp = True
+                if not flags & 0x04:
+                    mc.on_mp_prio(self, opt)  # type: ignore[arg-type]
             elif t is MpFastClose:
                 fastclose = opt  # type: ignore[assignment]
             elif t is MpFail:
@@ -293,6 +380,10 @@ class SubflowExt(TcpExtension):
             return Verdict.ACCEPT if flags & 0x04 else Verdict.RESET
         if flags & 0x04:
             return Verdict.ACCEPT  # the engine checks and applies the RST
+        if self.join is not None:
+            v = self._join_segment(conn, seg, jopt)
+            if v is not None:
+                return v
         if flags & 0x02:  # SYN (/ACK): the client learns the server's key
             return self._on_synack(mpc) if self.client else Verdict.ACCEPT
         if mpc is not None and not self.client:
@@ -321,6 +412,11 @@ class SubflowExt(TcpExtension):
             # strips them.  Plain TCP from here if the byte streams still line up (nothing
             # reinjected, identity offsets); else this subflow cannot go on (reason 6)
             mc.mib.incr("MPTcpExtDSSNoMatchTCP")
+            if self.is_join or mc.subflow_count() > 1:
+                # RFC 8684 §3.7: on a joined subflow (or with several): reset this subflow
+                mc.mib.incr("MPTcpExtSubflowResetNoDss")
+                mc.reset_subflow(self, "MPTCP options stripped on a subflow", tcprst=6)
+                return Verdict.ACCEPT
             if mc.fallback_safe():
                 mc.set_fallback("data without DSS", "MPTcpExtFallbackNoDss")
             else:
@@ -329,7 +425,8 @@ class SubflowExt(TcpExtension):
         elif not self.checked_first_segment and seg.payload and mc.remote_key is None:
             mc.set_fallback("data without DSS", "MPTcpExtMPCapableFallbackACK")
             return Verdict.ACCEPT
-        elif mpc is None and flags & 0x10 and not seg.payload \
+        elif mpc is None and not any_mptcp and flags & 0x10 and not seg.payload \
+                and not self.is_join and mc.subflow_count() <= 1 \
                 and (seg.tcp.ack - conn.iss - 1) & 0xFFFFFFFF < 0x7FFFFFFF \
                 and (seg.tcp.ack - conn.iss - 1) & 0xFFFFFFFF > 0 and mc.remote_key is not None:
             # RFC 8684 §3.7: our data acknowledged at the TCP level without a DATA_ACK: the
@@ -351,6 +448,59 @@ class SubflowExt(TcpExtension):
         mc.touch()
         return Verdict.ACCEPT
 
+    def _join_segment(self, conn: TcpConnection, seg: Segment, jopt: object) -> Verdict | None:
+        """RFC 8684 §3.2 on a joined subflow: the SYN/ACK's HMAC (A), the third ACK's HMAC
+        (B), the fourth ACK (A).  A verdict ends the segment's MPTCP processing."""
+        mc, join = self.mc, self.join
+        assert join is not None
+        flags = seg.tcp.flags
+        lk, rk = mc.local_key, mc.remote_key
+        if rk is None:
+            return Verdict.RESET
+        if flags & 0x02:  # the SYN/ACK (we are A)
+            if not self.client or flags & 0x10 == 0:
+                return Verdict.ACCEPT
+            if type(jopt) is not MpJoinSynAck:
+                mc.mib.incr("MPTcpExtMPJoinNoJoinSynAck")
+                self.tcprst_reason = 1
+                return Verdict.RESET
+            mc.mib.incr("MPTcpExtMPJoinSynAckRx")
+            if jopt.backup:
+                mc.mib.incr("MPTcpExtMPJoinSynAckBackupRx")
+            if not join.check_synack(jopt, lk, rk):
+                mc.mib.incr("MPTcpExtMPJoinSynAckHMacFailure")
+                self.tcprst_reason = 1  # MPTCP-specific error (Linux: MPTCP_RST_EMPTCP)
+                if self.sf is not None:
+                    self.sf.reason = "MP_JOIN SYN/ACK with a wrong HMAC"
+                return Verdict.RESET
+            if self.sf is not None:
+                self.sf.peer_backup = join.peer_backup
+                self.sf.remote_id = jopt.address_id
+            conn.ack_now = True
+            return Verdict.ACCEPT
+        if join.initiator_side:
+            if not join.confirmed and join.verified and flags & 0x10:
+                join.confirmed = True  # the fourth ACK: data may flow (§3.2)
+                mc.touch()
+            return None
+        if not join.confirmed:  # we are B: the third ACK must carry A's HMAC
+            if type(jopt) is not MpJoinAck:
+                mc.mib.incr("MPTcpExtMPJoinAckMissing")
+                mc.mib.incr("MPTcpExtMPJoinAckHMacFailure")
+                self.tcprst_reason = 3
+                return Verdict.RESET
+            mc.mib.incr("MPTcpExtMPJoinAckRx")
+            if not join.check_ack(jopt, lk, rk):
+                mc.mib.incr("MPTcpExtMPJoinAckHMacFailure")
+                self.tcprst_reason = 3  # administratively prohibited (Linux: EPROHIBIT)
+                if self.sf is not None:
+                    self.sf.reason = "MP_JOIN third ACK with a wrong HMAC"
+                return Verdict.RESET
+            conn.ack_now = True  # the fourth ACK, at once (§3.2)
+            mc.touch()
+            return Verdict.ACCEPT
+        return None
+
     def _on_synack(self, mpc: MpCapable | None) -> Verdict:
         mc = self.mc
         if mpc is None or mpc.sender_key is None:
@@ -360,6 +510,7 @@ class SubflowExt(TcpExtension):
             mc.set_fallback(f"MP_CAPABLE version {mpc.version}", "MPTcpExtMpcVersionMismatch")
             return Verdict.ACCEPT
         mc.mib.incr("MPTcpExtMPCapableSYNACKRX")
+        mc.peer_no_join = bool(mpc.flags & MPC_FLAG_NO_JOIN)
         mc.set_remote_key(mpc.sender_key, bool(mpc.flags & MPC_FLAG_CHECKSUM))
         return Verdict.ACCEPT
 

@@ -180,6 +180,7 @@ class TcpConnection:
         self.cwr_pending = False  # sender: set CWR on the next new data segment
         # --- ACK policy (RFC 9293 §3.8.6.3) ---
         self.ack_now = False
+        self.pure_ack = False  # an extension wants a data-less ACK (e.g. MPTCP ADD_ADDR)
         self.dsack_pending = False
         self.delack_bytes = 0
         self.challenge_window = 0.0

@@ -282,7 +282,7 @@ def collect(c: TcpConnection, now: float) -> list[Segment]:
     """Everything due now: queued control segments, SYN / SYN-ACK, data, the pending ACK."""
     out = c.outq
     st = c._state
-    if not (out or c.ack_now or c.need_syn) and st is _ESTABLISHED \
+    if not (out or c.ack_now or c.need_syn or c.pure_ack) and st is _ESTABLISHED \
             and c.snd_nxt >= c.sendbuf.seq_end() and not c.rec.lost:
         return []  # nothing queued, due or sendable: what the general path finds
     c.outq = []
@@ -290,7 +290,8 @@ def collect(c: TcpConnection, now: float) -> list[Segment]:
         out.append(handshake.build_syn(c, now))
     elif st in _SENDING:
         _send_data(c, now, out)
-    if c.ack_now and c.irs is not None and st not in _NO_ACK_STATES:
+    if (c.ack_now or c.pure_ack) and c.irs is not None and st not in _NO_ACK_STATES:
+        c.pure_ack = False
         _send_ack(c, now, out)
     return out
 

@@ -138,6 +138,9 @@ SAMPLES: list[tuple[type[Event], dict[str, Any]]] = [
     (ev.MpFailReceived, {"dsn": 12345}),
     (ev.ChecksumError, {"dsn": 99}),
     (ev.MptcpSendBufferFree, {"free": 65536}),
+    (ev.AddressAnnounced, {"address_id": 3, "address": "10.0.3.2", "port": None}),
+    (ev.AddressRemoved, {"address_id": 3}),
+    (ev.PriorityChanged, {"subflow": "1:10.0.3.2:1-10.0.1.2:2", "backup": True}),
 ]
 
 

@@ -495,16 +495,6 @@ def test_half_close_outlasts_data_fin_timeout() -> None:
     assert srv.result.closed_at is not None and srv.result.closed_at > 85.0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "60 s after close() (data_fin_timeout) the server closes its subflow with a plain FIN "
-    "while ~48 KB of its data and its DATA_FIN were never handed to the subflow (_pump_send "
-    "needs ESTABLISHED/CLOSE_WAIT); no failure is reported, and the client, seeing a "
-    "subflow FIN without DATA_FIN, waits forever: idle at 83.75 s with the client in "
-    "data-level FIN-WAIT-2 / subflow CLOSE-WAIT and the server in LAST-ACK / FIN-WAIT-2 "
-    "(before f417eb6 the same test livelocked the timer at t=60.109 s).  A graceful close() "
-    "whose data is still moving should not be cut at all (TCP has no such limit; RFC 8684 "
-    "§3.3.3 times out only once all subflows are closed without a DATA_FIN); if it is cut, "
-    "both ends must report a failure"))
 @pytest.mark.rfc("8684", "3.3.3")
 def test_close_with_data_in_flight_longer_than_data_fin_timeout() -> None:
     """The server writes 1 MB, half-closes, gets the client's DATA_FIN and calls close() at
@@ -530,14 +520,6 @@ class DropFins(Middlebox):
         return [packet]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ConnectionClosed is only reported when the subflow reaches TIME-WAIT/CLOSED "
-    "(MptcpConnection._report), not when both DATA_FINs are DATA_ACKed: here both data-level "
-    "closes complete at ~0.1 s but the client's subflow FIN never arrives; the client "
-    "reports 'ConnectionFailed: timeout' at 663 s (FIN retransmissions exhausted) and the "
-    "server (subflow FIN-WAIT-2, no timer) never reports anything (the run goes idle).  Found "
-    "by the stateful test: the client aborted in CLOSING after its FIN was lost (RFC 9293 "
-    "sends no RST then), leaving the server waiting forever after its close()"))
 @pytest.mark.rfc("8684", "3.3.3")
 def test_close_reported_when_both_data_fins_are_acked() -> None:
     """RFC 8684 §3.3.3: 'A connection is considered closed once both hosts' DATA_FINs have
