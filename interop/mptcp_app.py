@@ -27,6 +27,7 @@ from typing import Protocol
 from interop.netsim import Link, LinkParams, Simulator
 from interop.tcp_app import payload_stream
 from mptcp.connection import MptcpConfig, MptcpConnection
+from mptcp.pm import PathManager
 from mptcp.events import FallbackToTcp, MptcpConnected
 from mptcp.stack import MptcpStack
 from mptcp.tcp.config import TcpConfig
@@ -44,12 +45,14 @@ from mptcp.tcp.state import TcpState
 
 __all__ = [
     "MptcpApp", "MptcpAppHost", "Peer", "PeerResult", "setup_mptcp_pair", "CLIENT_ADDR",
-    "SERVER_ADDR", "SERVER_PORT",
+    "SERVER_ADDR", "SERVER_PORT", "setup_two_path_pair", "CLIENT_ADDR2", "SERVER_ADDR2",
 ]
 
 CLIENT_ADDR = "10.0.0.1"
 SERVER_ADDR = "10.0.0.2"
 SERVER_PORT = 5001
+CLIENT_ADDR2 = "10.0.1.1"
+SERVER_ADDR2 = "10.0.1.2"
 
 
 class MptcpApp(Protocol):
@@ -311,3 +314,37 @@ def setup_mptcp_pair(
     link = sim.add_link(hc.add_interface("eth0", CLIENT_ADDR),
                         hs.add_interface("eth0", SERVER_ADDR), params, ab=ab, ba=ba)
     return client, server, link
+
+
+def setup_two_path_pair(
+    sim: Simulator,
+    size_ab: int,
+    size_ba: int = 0,
+    *,
+    path1: LinkParams | None = None,
+    path2: LinkParams | None = None,
+    seed: int = 0,
+    client_pm: PathManager | None = None,
+    server_pm: PathManager | None = None,
+    client_mptcp: MptcpConfig | None = None,
+    server_mptcp: MptcpConfig | None = None,
+    tcp_config: TcpConfig | None = None,
+    keep: bool = False,
+) -> tuple[Peer, Peer, Link, Link]:
+    """Client (10.0.0.1 on eth0, 10.0.1.1 on eth1) and server (10.0.0.2 / 10.0.1.2), two
+    links: path 1 joins the 10.0.0.0/24 addresses, path 2 the 10.0.1.0/24 ones (the
+    simulator routes by destination, so a subflow 10.0.1.1 -> 10.0.1.2 takes path 2).  The
+    client connects to 10.0.0.2; the path managers decide about more subflows."""
+    cstack = MptcpStack([CLIENT_ADDR, CLIENT_ADDR2], random.Random(f"mp2/{seed}/client"),
+                        config=tcp_config, mptcp=client_mptcp, pm=client_pm)
+    sstack = MptcpStack([SERVER_ADDR, SERVER_ADDR2], random.Random(f"mp2/{seed}/server"),
+                        config=tcp_config, mptcp=server_mptcp, pm=server_pm)
+    client = Peer("client", size_ab, seed=seed, connect=(SERVER_ADDR, SERVER_PORT), keep=keep)
+    server = Peer("server", size_ba, seed=seed + 1, keep=keep)
+    hc = sim.add_host("client", MptcpAppHost(cstack, [client]))
+    hs = sim.add_host("server", MptcpAppHost(sstack, [server]))
+    l1 = sim.add_link(hc.add_interface("eth0", CLIENT_ADDR),
+                      hs.add_interface("eth0", SERVER_ADDR), path1)
+    l2 = sim.add_link(hc.add_interface("eth1", CLIENT_ADDR2),
+                      hs.add_interface("eth1", SERVER_ADDR2), path2)
+    return client, server, l1, l2

@@ -95,6 +95,18 @@ class SubflowExt(TcpExtension):
 
     def attach(self, conn: TcpConnection) -> None:
         self.conn = conn
+        conn.seg_boundary = self.boundary
+
+    def boundary(self, ssn: int) -> int:
+        """Bytes from relative SSN ``ssn`` to the end of its send run, at most the 16-bit
+        data-level length: the engine cuts new-data segments there, so every segment's bytes
+        have one mapping (RFC 8684 §3.3.1)."""
+        maps = self.send_maps
+        for i in range(len(maps) - 1, -1, -1):
+            s, _d, n = maps[i]
+            if s <= ssn:
+                return max(1, min(s + n - ssn, _MAX_DLL))
+        return _MAX_DLL
 
     # ------------------------------------------------------------------ send mappings -------
     def map_sent(self, ssn: int, dsn: int, length: int) -> None:

@@ -181,6 +181,8 @@ class TcpConnection:
         # --- ACK policy (RFC 9293 §3.8.6.3) ---
         self.ack_now = False
         self.pure_ack = False  # an extension wants a data-less ACK (e.g. MPTCP ADD_ADDR)
+        # an extension's limit on new-data segments: max bytes from a sequence offset
+        self.seg_boundary: Callable[[int], int] | None = None
         self.dsack_pending = False
         self.delack_bytes = 0
         self.challenge_window = 0.0

@@ -419,21 +419,26 @@ def _send_new_general(c: TcpConnection, now: float, out: list[Segment], plan: Pl
             break
         wnd_left = c.snd_una + c.snd_wnd - c.snd_nxt
         cwnd_left = recovery.cwnd_room(c)
-        want = min(unsent, seg_max)
+        # an extension may cut segments where its per-segment metadata changes (an MPTCP
+        # subflow: where the DSN->SSN mapping jumps, RFC 8684 §3.3.1)
+        lim = unsent if c.seg_boundary is None else max(1, min(unsent,
+                                                             c.seg_boundary(c.snd_nxt)))
+        want = min(lim, seg_max)
         n = min(want, wnd_left, cwnd_left)
         if n <= 0:
             break
         nothing_in_flight = c.snd_nxt == c.snd_una
-        if n < min(unsent, mss):
+        if n < min(lim, mss):
             # Window- or cwnd-limited runt: sender SWS avoidance (§3.8.6.2.1)
             if n < cwnd_left and wnd_left < want:
                 if not (nothing_in_flight or n >= c.max_snd_wnd // 2):
                     break
             else:
                 break
-        elif n < mss and c.config.nagle and not nothing_in_flight and not fin_unsent:
+        elif n < mss and c.config.nagle and not nothing_in_flight and not fin_unsent \
+                and lim == unsent:
             break  # Nagle (§3.7.4): a small segment waits for the outstanding data's ACK
-        if n > mss and n % mss and n < unsent:
+        if n > mss and n % mss and n < lim:
             n -= n % mss  # super-segments are whole MSS multiples except at the end
         end = c.snd_nxt + n
         if fin_unsent and fin_at == end:
