@@ -27,8 +27,8 @@ from typing import Protocol
 from interop.netsim import Link, LinkParams, Simulator
 from interop.tcp_app import payload_stream
 from mptcp.connection import MptcpConfig, MptcpConnection
-from mptcp.pm import PathManager
 from mptcp.events import FallbackToTcp, MptcpConnected
+from mptcp.pm import PathManager
 from mptcp.stack import MptcpStack
 from mptcp.tcp.config import TcpConfig
 from mptcp.tcp.connection import TcpStateError
