@@ -101,11 +101,15 @@ class SubflowExt(TcpExtension):
         """Bytes from relative SSN ``ssn`` to the end of its send run, at most the 16-bit
         data-level length: the engine cuts new-data segments there, so every segment's bytes
         have one mapping (RFC 8684 §3.3.1)."""
+        if self.mc.fallback is not None:
+            return 1 << 30  # plain TCP: no mappings any more
         maps = self.send_maps
         for i in range(len(maps) - 1, -1, -1):
             s, _d, n = maps[i]
             if s <= ssn:
-                return max(1, min(s + n - ssn, _MAX_DLL))
+                if ssn >= s + n:
+                    return _MAX_DLL  # past every run (not mapped yet)
+                return min(s + n - ssn, _MAX_DLL)
         return _MAX_DLL
 
     # ------------------------------------------------------------------ send mappings -------
