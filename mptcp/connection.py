@@ -433,9 +433,6 @@ class MptcpConnection:
             self.events.append(DataReceived(new))
             self.ack_now = True
             self.last_progress = self._now
-            for sf in self.subs:
-                sf.conn.ack_now = True if sf.conn.state in _OPEN and sf.usable else \
-                    sf.conn.ack_now
         if rb.fin_received and not self._fin_counted:
             self._fin_counted = True
             self.mib.incr("MPTcpExtDataFinRx")
