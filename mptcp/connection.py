@@ -379,6 +379,9 @@ class MptcpConnection:
                     reason = str(e.reason)  # type: ignore[attr-defined]
                     if sf.reason is None:
                         sf.reason = reason
+                    if self.closed_reported:
+                        continue  # the connection is closed already (§3.3.3): a subflow's
+                        # end afterwards changes nothing
                     if self.failed is None and not self._others_alive(sf):
                         self.failed = reason
                         self.events.append(e)
