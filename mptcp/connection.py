@@ -417,7 +417,8 @@ class MptcpConnection:
         if self.fully_established:
             return
         self.fully_established = True
-        self.mib.incr("MPTcpExtMPCurrEstab")
+        self.mib.incr("MPTcpExtMPCurrEstab")  # a gauge: decremented in _report
+        self._estab_gauge = True
         if not self.connected_reported:
             self.connected_reported = True
             self.events.append(MptcpConnected(fallback=self.fallback is not None,
@@ -633,7 +634,12 @@ class MptcpConnection:
         if self.write_shut and sb.nxt == sb.end and sub.state in _OPEN and not sub.write_shut:
             sub.shutdown_write()
 
+    _estab_gauge = False
+
     def _report(self) -> None:
+        if self._estab_gauge and (self.closed_reported or self.failed is not None):
+            self._estab_gauge = False  # the connection is over
+            self.mib.incr("MPTcpExtMPCurrEstab", -1)
         if not self.eof_reported and self.at_eof:
             self.eof_reported = True
             self.events.append(EofReceived())

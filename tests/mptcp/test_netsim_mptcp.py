@@ -177,11 +177,7 @@ def test_bulk_transfer_with_loss_and_reordering(size_ab: int, size_ba: int) -> N
     assert _mib(s)["MPTcpExtMPCapableACKRX"] == 1 and _mib(c)["MPTcpExtMPCapableSYNACKRX"] == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MPTcpExtMPCurrEstab is described as a gauge ('MPTCP connections now established', as "
-    "Linux's CURRESTAB, decremented in mptcp_set_state when a connection leaves "
-    "ESTABLISHED) but MptcpConnection only ever increments it: it still reads 1 after "
-    "ConnectionClosed"))
+@pytest.mark.rfc("8684", "3.1")
 def test_curr_estab_is_a_gauge() -> None:
     sim = Simulator(seed=1)
     c, s, _ = setup_mptcp_pair(sim, 100_000, 100_000, LAN, seed=SEED)
