@@ -637,9 +637,6 @@ class MptcpConnection:
     _estab_gauge = False
 
     def _report(self) -> None:
-        if self._estab_gauge and (self.closed_reported or self.failed is not None):
-            self._estab_gauge = False  # the connection is over
-            self.mib.incr("MPTcpExtMPCurrEstab", -1)
         if not self.eof_reported and self.at_eof:
             self.eof_reported = True
             self.events.append(EofReceived())
@@ -659,6 +656,9 @@ class MptcpConnection:
         if self.sendbuf_was_full and self.send_space > 0:
             self.sendbuf_was_full = False
             self.events.append(SendBufferFree(self.send_space))
+        if self._estab_gauge and (self.closed_reported or self.failed is not None):
+            self._estab_gauge = False  # the connection is over
+            self.mib.incr("MPTcpExtMPCurrEstab", -1)
 
     # ------------------------------------------------------------------ application API -----
     @property
