@@ -20,6 +20,15 @@ include/uapi/linux/mptcp.h; fields decoded up to the length the kernel returns) 
 ``getsockopt(SOL_TCP, TCP_IS_MPTCP)``, taken before close; ``tcp_info`` a few fields of
 ``struct tcp_info`` (include/uapi/linux/tcp.h), among them the total retransmissions.
 
+Subflows (RFC 8684 §3.2): an MPTCP ``done`` also has ``subflows`` (:func:`mptcp_full_info`,
+sampled before close), ``subflows_max`` and ``subflows_seen`` (most at once / last sample of each,
+from a sampler thread, ``--sample-interval``).  ``--progress-interval SEC`` adds ``{"event":
+"progress", "t" (CLOCK_MONOTONIC), "bytes_in", "bytes_out", "subflows"}`` events (in-order bytes
+received / bytes acked, at the MPTCP data level with ``--mptcp``) to time stalls
+(:func:`interop.topology.progress_stall`).  An MPTCP server keeps listening until it is done:
+MP_JOINs to its port need the listener (listen on the wildcard address for joins to the host's
+other addresses, or let the path manager signal them with a port).
+
 Speed: the sink ``recv_into``-s a preallocated buffer, the source ``send``-s 1 MiB
 ``memoryview`` windows of the pattern; with ``--no-hash`` nothing touches the bytes in Python.
 Idle timeouts use ``SO_RCVTIMEO``/``SO_SNDTIMEO`` so the sockets stay plain blocking ones.
@@ -32,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import dataclasses
 import json
 import os
@@ -53,11 +63,13 @@ __all__ = [
     "IPPROTO_MPTCP", "SOL_MPTCP", "MPTCP_INFO", "TCP_IS_MPTCP",
     "MODES", "PeerError", "PeerResult", "LinuxPeer",
     "decode_mptcp_info", "decode_tcp_info", "run_endpoint", "main",
+    "MPTCP_FULL_INFO", "mptcp_full_info",
 ]
 
 IPPROTO_MPTCP = 262
 SOL_MPTCP = 284
 MPTCP_INFO = 1
+MPTCP_FULL_INFO = 4
 SOL_TCP = 6
 TCP_INFO = 11
 TCP_IS_MPTCP = 43
@@ -151,6 +163,102 @@ def _mptcp_report(sock: socket.socket) -> dict[str, Any]:
     return rep
 
 
+# struct mptcp_full_info (include/uapi/linux/mptcp.h): six u32 sizes/counts, the user pointers
+# to the subflow_info and tcp_info arrays, then struct mptcp_info at offset 40.
+_FULL_INFO_HDR = struct.Struct("=6IQQ")
+_SFINFO_SIZE = 264  # struct mptcp_subflow_info: u32 id, pad, two 128-byte sockaddr_storage
+_TCPINFO_USER = 256  # the kernel clamps to its sizeof(struct tcp_info)
+_TCP_STATES = ("", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",
+               "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING")
+_libc: Any = None
+
+
+def _sockaddr(raw: bytes) -> str:
+    """``struct sockaddr_in`` / ``sockaddr_in6`` (in a sockaddr_storage) as ``ip:port``."""
+    fam, port = struct.unpack_from("=H", raw)[0], struct.unpack_from("!H", raw, 2)[0]
+    if fam == socket.AF_INET6:
+        return f"[{socket.inet_ntop(fam, raw[8:24])}]:{port}"
+    return f"{socket.inet_ntop(fam, raw[4:8])}:{port}" if fam == socket.AF_INET else ""
+
+
+def mptcp_full_info(sock: socket.socket, max_subflows: int = 8
+                    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``getsockopt(SOL_MPTCP, MPTCP_FULL_INFO)`` (one socket lock): the decoded ``struct
+    mptcp_info`` and per subflow ``id``, ``local`` / ``remote`` (``"ip:port"``, ``"[v6]:port"``),
+    ``state_name`` and the :func:`decode_tcp_info` fields (``bytes_acked``, ``bytes_received``,
+    ``bytes_sent``...).  OSError if the socket is not (or no longer) MPTCP."""
+    global _libc
+    _libc = _libc or ctypes.CDLL(None, use_errno=True)
+    while True:
+        sfinfo = ctypes.create_string_buffer(max_subflows * _SFINFO_SIZE)
+        tcpinfo = ctypes.create_string_buffer(max_subflows * _TCPINFO_USER)
+        head = _FULL_INFO_HDR.pack(0, _TCPINFO_USER, 0, _SFINFO_SIZE, 0, max_subflows,
+                                   ctypes.addressof(sfinfo), ctypes.addressof(tcpinfo))
+        buf = ctypes.create_string_buffer(head + bytes(256), len(head) + 256)
+        optlen = ctypes.c_uint32(len(buf))
+        if _libc.getsockopt(sock.fileno(), SOL_MPTCP, MPTCP_FULL_INFO, buf, ctypes.byref(optlen)):
+            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+        _, tcp_sz, _, sf_sz, count, _, _, _ = _FULL_INFO_HDR.unpack_from(buf.raw)
+        if count <= max_subflows:
+            break
+        max_subflows = count + 4  # more subflows than room: again
+    info = decode_mptcp_info(buf.raw[_FULL_INFO_HDR.size:optlen.value])
+    subflows: list[dict[str, Any]] = []
+    for i in range(count):
+        sf = sfinfo.raw[i * sf_sz:(i + 1) * sf_sz]
+        entry: dict[str, Any] = {"id": struct.unpack_from("=I", sf)[0], "local": _sockaddr(
+            sf[8:136]), "remote": _sockaddr(sf[136:264]),
+            **decode_tcp_info(tcpinfo.raw[i * tcp_sz:(i + 1) * tcp_sz])}
+        state = entry.get("state", 0)
+        entry["state_name"] = _TCP_STATES[state] if state < len(_TCP_STATES) else str(state)
+        subflows.append(entry)
+    return info, subflows
+
+
+class _Sampler:
+    """A thread sampling a connected socket every ``interval`` s: progress events (if asked)
+    and, for MPTCP, the subflows (the most at once, the last sample of each)."""
+
+    def __init__(self, sock: socket.socket, mptcp: bool, interval: float, progress: bool) -> None:
+        self.sock, self.mptcp, self.interval, self.progress = sock, mptcp, interval, progress
+        self.max_subflows, self.error, self._stop = 0, "", threading.Event()
+        self.seen: dict[tuple[str, str], dict[str, Any]] = {}
+        self.thread = threading.Thread(target=self._run, name="peer-sampler", daemon=True)
+
+    def sample(self, final: bool = False) -> list[dict[str, Any]] | None:
+        """One sample (and progress event if asked): the subflows (None: not MPTCP now)."""
+        subs: list[dict[str, Any]] | None = None
+        counters: dict[str, Any] = {}
+        try:
+            if self.mptcp:
+                counters, subs = mptcp_full_info(self.sock)
+                self.max_subflows = max(self.max_subflows, len(subs))
+                for sf in subs:
+                    self.seen[(sf["local"], sf["remote"])] = sf
+            elif self.progress:
+                counters = decode_tcp_info(self.sock.getsockopt(SOL_TCP, TCP_INFO, 256))
+        except OSError as e:
+            self.error = f"{type(e).__name__}: {e}"
+            if self.progress and not final:  # (a closed fallback subflow reports zeros)
+                with contextlib.suppress(OSError):  # a fallen-back MPTCP socket: TCP level
+                    counters = decode_tcp_info(self.sock.getsockopt(SOL_TCP, TCP_INFO, 256))
+        if self.progress and counters:
+            _emit({"event": "progress", "t": time.monotonic(),
+                   "bytes_in": counters.get("bytes_received", 0),
+                   "bytes_out": counters.get("bytes_acked", 0),
+                   "subflows": len(subs) if subs is not None else None})
+        return subs
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.thread.is_alive():
+            self.thread.join()
+
+
 def _tcp_report(sock: socket.socket) -> dict[str, int] | None:
     try:
         return decode_tcp_info(sock.getsockopt(SOL_TCP, TCP_INFO, 256))
@@ -162,9 +270,14 @@ def _tcp_report(sock: socket.socket) -> dict[str, int] | None:
 # the endpoint (runs in the subprocess)
 
 
+_EMIT_LOCK = threading.Lock()
+_LISTENERS: list[socket.socket] = []
+
+
 def _emit(obj: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
-    sys.stdout.flush()
+    with _EMIT_LOCK:  # the sampler thread emits too
+        sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
+        sys.stdout.flush()
 
 
 def _family(host: str) -> socket.AddressFamily:
@@ -190,6 +303,7 @@ def _open_connection(args: argparse.Namespace) -> socket.socket:
             ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             ls.bind((args.host, args.port))
             ls.listen(1)
+            _LISTENERS.append(ls)
             _emit({"event": "listening", "host": args.host, "port": ls.getsockname()[1],
                    "pid": os.getpid(), "mptcp": bool(args.mptcp)})
             ls.settimeout(args.timeout)
@@ -197,8 +311,9 @@ def _open_connection(args: argparse.Namespace) -> socket.socket:
                 conn, _ = ls.accept()
             except TimeoutError:
                 raise PeerError(f"no connection within {args.timeout} s") from None
-        finally:
-            ls.close()
+        finally:  # with MPTCP, MP_JOINs to this port need the listener (RFC 8684 §3.2)
+            if not args.mptcp:
+                ls.close()
     else:
         while True:
             conn = socket.socket(fam, socket.SOCK_STREAM, proto)
@@ -283,6 +398,7 @@ def run_endpoint(args: argparse.Namespace) -> dict[str, Any]:
     tcp_rep: dict[str, int] | None = None
     seconds = 0.0
     cpu = 0.0
+    sub_rep: dict[str, Any] = {}
     try:
         sock = _open_connection(args)
     except (OSError, PeerError) as e:
@@ -296,6 +412,11 @@ def run_endpoint(args: argparse.Namespace) -> dict[str, Any]:
             if args.mptcp:
                 connected["mptcp"] = _mptcp_report(sock)
             _emit(connected)
+            progress = args.progress_interval is not None
+            sampler = _Sampler(sock, args.mptcp, args.progress_interval or args.sample_interval,
+                               progress)
+            if progress or (args.mptcp and args.sample_interval > 0):
+                sampler.thread.start()
             size = args.bytes if args.duration is None or args.bytes else _UNLIMITED
             src = PatternSource(args.seed, size)
             t0 = time.monotonic()
@@ -338,11 +459,19 @@ def run_endpoint(args: argparse.Namespace) -> dict[str, Any]:
                 error = f"TimeoutError: no progress for {args.timeout} s"
             except OSError as e:
                 error = f"{type(e).__name__}: {e}"
+            finally:
+                sampler.stop()
             seconds = time.monotonic() - t0
             cpu = time.process_time() - c0
             if args.mptcp:
                 mptcp_rep = _mptcp_report(sock)
+                subs = sampler.sample(final=True)
+                sub_rep = {"subflows": subs, "subflows_max": sampler.max_subflows,
+                           "subflows_seen": list(sampler.seen.values()),
+                           "subflows_error": None if subs is not None else sampler.error or None}
             tcp_rep = _tcp_report(sock)
+    for ls in _LISTENERS:
+        ls.close()
     moved = max(sent, rx.count) if args.mode != "duplex" else sent + rx.count
     sha_sent: str | None = None
     if hash_on:
@@ -353,6 +482,7 @@ def run_endpoint(args: argparse.Namespace) -> dict[str, Any]:
         "bytes_received": rx.count, "sha256_received": rx.hexdigest(),
         "seconds": seconds, "goodput_bps": moved * 8 / seconds if seconds > 0 else 0.0,
         "cpu_seconds": cpu, "error": error, "mptcp": mptcp_rep, "tcp_info": tcp_rep,
+        **sub_rep,
     }
 
 
@@ -374,12 +504,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "MP_FASTCLOSE)")
     p.add_argument("--timeout", type=float, default=30.0,
                    help="accept/connect timeout and idle I/O timeout, seconds")
+    p.add_argument("--progress-interval", type=float, help="a progress event every SEC s")
+    p.add_argument("--sample-interval", type=float, default=0.1,
+                   help="MPTCP: sample the subflows every SEC s (0: only at the end)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.bytes < 0 or args.timeout <= 0 or (args.duration is not None and args.duration < 0):
+    if (args.bytes < 0 or args.timeout <= 0 or (args.duration is not None and args.duration < 0)
+            or (args.progress_interval is not None and args.progress_interval <= 0)
+            or args.sample_interval < 0):
         _emit({"event": "done", "error": "bad arguments: negative bytes/duration or timeout"})
         return 2
     done = run_endpoint(args)
@@ -407,6 +542,10 @@ class PeerResult:
     tcp_info: dict[str, int] | None = None
     role: str = ""
     mode: str = ""
+    subflows: list[dict[str, Any]] | None = None
+    subflows_max: int | None = None
+    subflows_seen: list[dict[str, Any]] | None = None
+    subflows_error: str | None = None
     exit_code: int | None = None
     stderr: str = ""
 
@@ -480,6 +619,8 @@ class LinuxPeer:
         duration: float | None = None,
         timeout: float = 30.0,
         abort_after: int = 0,
+        progress_interval: float | None = None,
+        sample_interval: float | None = None,
     ) -> LinuxPeer:
         """Start an endpoint; ``netns`` None = this namespace (loopback use only)."""
         if role not in ("server", "client"):
@@ -496,6 +637,10 @@ class LinuxPeer:
             argv += ["--duration", str(duration)]
         if abort_after:
             argv += ["--abort-after", str(abort_after)]
+        if progress_interval is not None:
+            argv += ["--progress-interval", str(progress_interval)]
+        if sample_interval is not None:
+            argv += ["--sample-interval", str(sample_interval)]
         return cls(argv, netns)
 
     @property
@@ -541,6 +686,10 @@ class LinuxPeer:
         if ev.get("event") == "done":
             self._done = ev
         return ev
+
+    def progress(self) -> list[dict[str, Any]]:
+        """The ``progress`` events received so far (all, once :meth:`result` returned)."""
+        return [ev for ev in self.events if ev.get("event") == "progress"]
 
     def wait_listening(self, timeout: float = 10.0) -> int:
         """Wait for the server's ``listening`` event; returns the port it listens on."""

@@ -13,6 +13,10 @@ Safety: it only touches namespaces it created, never the host's, and refuses add
 
 :func:`stack_and_peer` builds the canonical two-host path for the interop tests: our stack in
 namespace S (behind a TUN device, or on S's veth through raw sockets) and a kernel peer in P.
+:func:`two_paths` joins S and P by two independent paths for multipath MPTCP (RFC 8684 §3.2
+MP_JOIN subflows, §3.4 address signalling): source-based policy routing in S makes a subflow's
+path a function of our local address.  :meth:`Topology.blackhole` silently drops everything on
+one device (path failure, RFC 8684 §3.3.6 / the failover tests).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from ipaddress import ip_interface, ip_network
@@ -39,7 +44,7 @@ from mptcp.io.tun import TunDriver
 
 __all__ = [
     "ALLOWED_NETWORKS", "TopologyError", "check_address", "skip_reason", "Topology", "Path",
-    "stack_and_peer",
+    "stack_and_peer", "PathLeg", "TwoPaths", "two_paths", "ProgressStall", "progress_stall",
 ]
 
 ALLOWED_NETWORKS = (ip_network("10.0.0.0/8"), ip_network("fd00::/8"))
@@ -270,6 +275,26 @@ class Topology:
         rules = [f"{self._chance(percent)}counter drop"] if percent else []
         self._netdev_table(ns, "loss", dev, rules)
 
+    def blackhole(self, ns: str, dev: str) -> float:
+        """Drop every frame ``dev`` sends or receives (nftables netdev egress and ingress hooks,
+        ARP/ND included): the path through ``dev`` goes dark without any signal, as when a
+        link fails silently.  One table per device (``mlab_bh_<dev>``), independent of the
+        :meth:`nft_loss` / :meth:`nft_ce` tables; :meth:`unblackhole` removes it.  Returns
+        ``time.monotonic()`` right after the rules are in place (``nft`` takes ~20 ms)."""
+        table = f"mlab_bh_{_dev(dev).replace('-', '_').replace('.', '_')}"
+        chains = "".join(
+            f"    chain {hook} {{\n"
+            f"        type filter hook {hook} device \"{dev}\" priority -500; policy accept;\n"
+            f"        counter drop\n    }}\n" for hook in ("egress", "ingress"))
+        self.nft(ns, f"add table netdev {table}\ndelete table netdev {table}\n"
+                     f"table netdev {table} {{\n{chains}}}\n")
+        return time.monotonic()
+
+    def unblackhole(self, ns: str, dev: str) -> None:
+        """Undo :meth:`blackhole` on ``dev`` (a no-op if it was not black-holed)."""
+        table = f"mlab_bh_{_dev(dev).replace('-', '_').replace('.', '_')}"
+        self.nft(ns, f"add table netdev {table}\ndelete table netdev {table}\n")
+
     def nft_ce(self, ns: str, dev: str, percent: float) -> None:
         """Mark ``percent`` % of ``dev``'s ECN-capable (ECT(0)/ECT(1)) egress packets CE
         (RFC 3168 §5); 0 removes the rules."""
@@ -406,3 +431,276 @@ def stack_and_peer(
         tun_kernel_addr6="fd00:2::1" if ipv6 else None, tun_addresses=tuple(tun_addrs),
         **common,
     )
+
+
+# -- two paths between the same two hosts (multipath MPTCP, RFC 8684 §3.2 / §3.4) --------------
+@dataclass(frozen=True)
+class PathLeg:
+    """One of the two paths of :class:`TwoPaths`: the veth pair it runs over and the addresses
+    whose traffic takes it.
+
+    ``stack_addr`` is "our" address on this path (the TUN-side stack address, or S's own veth
+    address with ``kernel_both``); ``peer_addr`` the kernel peer's address on this path;
+    ``veth_addr`` S's own address on the veth.  ``*4`` / ``*6`` give each family explicitly,
+    the unsuffixed fields the family the topology was built for."""
+
+    index: int
+    stack_dev: str
+    peer_dev: str
+    stack_addr: str
+    peer_addr: str
+    veth_addr: str
+    tun_kernel_addr: str | None
+    table: int
+    stack_addr4: str
+    peer_addr4: str
+    veth_addr4: str
+    tun_kernel_addr4: str | None
+    stack_addr6: str | None
+    peer_addr6: str | None
+    veth_addr6: str | None
+    tun_kernel_addr6: str | None
+
+
+@dataclass(frozen=True)
+class TwoPaths:
+    """Namespaces S (our stack) and P (a kernel MPTCP peer) joined by two independent paths.
+
+    Invariant: **a subflow's path is decided by S's local address** of that subflow (our
+    address): S routes by source (policy routing, one table per path), P routes by
+    destination (its main table), so both directions of every subflow take the same veth,
+    also for "cross" subflows (our path-2 address to P's path-1 address takes path 2).
+    """
+
+    stack_ns: str
+    peer_ns: str
+    paths: tuple[PathLeg, PathLeg]
+    ipv6: bool
+    mtu: int
+    kernel_both: bool
+    tun_dev: str = "mlab0"
+    tun_addresses: tuple[tuple[str, int], ...] = field(default=())
+
+    @property
+    def stack_addrs(self) -> tuple[str, str]:
+        """Our two addresses (path 1, path 2)."""
+        return (self.paths[0].stack_addr, self.paths[1].stack_addr)
+
+    @property
+    def peer_addrs(self) -> tuple[str, str]:
+        """The kernel peer's two addresses (path 1, path 2)."""
+        return (self.paths[0].peer_addr, self.paths[1].peer_addr)
+
+    @property
+    def stack_devs(self) -> tuple[str, str]:
+        return (self.paths[0].stack_dev, self.paths[1].stack_dev)
+
+    @property
+    def peer_devs(self) -> tuple[str, str]:
+        return (self.paths[0].peer_dev, self.paths[1].peer_dev)
+
+    def path_of(self, stack_addr: str) -> int | None:
+        """The path (1 or 2) that traffic from/to our address ``stack_addr`` takes (an
+        ``"ip"`` or ``"ip:port"`` / ``"[v6]:port"`` string), None if it is not ours."""
+        host = _host_of(stack_addr)
+        for leg in self.paths:
+            if host in (leg.stack_addr4, leg.stack_addr6):
+                return leg.index
+        return None
+
+    def as_path(self, index: int = 1) -> Path:
+        """Path ``index`` as a single :class:`Path` (for the one-path helpers such as
+        ``interop.our_peer.start_on_path``); its ``tun_addresses`` carry both TUN addresses,
+        so the TUN device it makes serves both paths."""
+        leg = self.paths[index - 1]
+        return Path(
+            driver="raw" if self.kernel_both else "tun", stack_ns=self.stack_ns,
+            peer_ns=self.peer_ns, stack_addr=leg.stack_addr, peer_addr=leg.peer_addr,
+            tun_kernel_addr=leg.tun_kernel_addr, stack_dev=leg.stack_dev, peer_dev=leg.peer_dev,
+            mtu=self.mtu, ipv6=self.ipv6, stack_addr4=leg.stack_addr4, peer_addr4=leg.peer_addr4,
+            stack_addr6=leg.stack_addr6, peer_addr6=leg.peer_addr6,
+            tun_kernel_addr6=leg.tun_kernel_addr6, tun_dev=self.tun_dev,
+            tun_addresses=self.tun_addresses)
+
+    def make_driver(self, offload: bool = True) -> TunDriver:
+        """The TUN device in S carrying both kernel-side TUN addresses (created now)."""
+        if self.kernel_both:
+            raise TopologyError("a kernel_both topology has no TUN side (the stack addresses "
+                                "are S's own veth addresses)")
+        return TunDriver(self.tun_dev, netns=self.stack_ns, addresses=self.tun_addresses,
+                         mtu=self.mtu, offload=offload)
+
+
+def _host_of(addr: str) -> str:
+    """``"10.0.1.1:80"`` / ``"[fd00::1]:80"`` / plain address -> the address."""
+    if addr.startswith("["):
+        return addr[1:addr.index("]")]
+    if addr.count(":") == 1:
+        return addr.split(":")[0]
+    return addr
+
+
+# (path index, S veth, P veth, veth v4 net, veth v6 net, TUN v4 net, TUN v6 net)
+_LEGS = ((1, "veth0", "veth0", "10.0.1", "fd00:1:", "10.0.2", "fd00:2:"),
+         (2, "veth1", "veth1", "10.0.11", "fd00:11:", "10.0.3", "fd00:3:"))
+
+
+def two_paths(
+    topo: Topology, *, ipv6: bool = False, mtu: int = 1500, kernel_both: bool = False,
+    rate_bit: int | None = None,
+) -> TwoPaths:
+    """S and P joined by two veth pairs: path 1 S:veth0 10.0.1.1/24 <-> P:veth0 10.0.1.2/24,
+    path 2 S:veth1 10.0.11.1/24 <-> P:veth1 10.0.11.2/24 (with ``ipv6`` also fd00:1::/64 and
+    fd00:11::/64, ::1 in S and ::2 in P).  ``rp_filter`` 0 in both namespaces.
+
+    TUN mode (default): S forwards; our stack sits behind TUN ``mlab0`` (made by
+    :meth:`TwoPaths.make_driver`) with addresses 10.0.2.2 (path 1) and 10.0.3.2 (path 2),
+    kernel side 10.0.2.1/24 and 10.0.3.1/24 (fd00:2::2 / fd00:3::2 on fd00:2::1/64 /
+    fd00:3::1/64).  S: ``ip rule from 10.0.2.0/24 table 102`` (default via 10.0.1.2 dev veth0)
+    and ``from 10.0.3.0/24 table 103`` (default via 10.0.11.2 dev veth1), so traffic from our
+    path-2 address leaves on veth1 even to P's path-1 address.  P: 10.0.2.0/24 via 10.0.1.1,
+    10.0.3.0/24 via 10.0.11.1 (destination routing: replies and P's own subflows to our
+    path-2 address take veth1 whatever P's source address, so every subflow is symmetric).
+
+    ``kernel_both``: no TUN; S's own veth addresses 10.0.1.1 and 10.0.11.1 are the "stack"
+    addresses (Linux MPTCP in S against Linux MPTCP in P), with source rules
+    ``from 10.0.1.1 table 101`` / ``from 10.0.11.1 table 111`` in S.
+
+    ``rate_bit``: a tbf rate limit on all four veth egresses (each path, each direction).
+    """
+    s = topo.add_ns("s")
+    p = topo.add_ns("p")
+    for ns in (s, p):  # before the veths exist, so they inherit 0 from "default"
+        topo.sysctl(ns, "net.ipv4.conf.all.rp_filter", 0)
+        topo.sysctl(ns, "net.ipv4.conf.default.rp_filter", 0)
+    if not kernel_both:
+        topo.sysctl(s, "net.ipv4.ip_forward", 1)
+        topo.sysctl(s, "net.ipv4.conf.all.send_redirects", 0)
+        topo.sysctl(s, "net.ipv4.conf.default.send_redirects", 0)
+        if ipv6:
+            topo.sysctl(s, "net.ipv6.conf.all.forwarding", 1)
+    legs: list[PathLeg] = []
+    tun_addrs: list[tuple[str, int]] = []
+    for index, s_dev, p_dev, v4, v6, t4, t6 in _LEGS:
+        topo.veth(s, p, f"{v4}.1", f"{v4}.2", 24, s_dev, p_dev, mtu)
+        for ns, dev in ((s, s_dev), (p, p_dev)):
+            topo.sysctl(ns, f"net.ipv4.conf.{dev}.rp_filter", 0)
+        if ipv6:
+            topo.addr(s, s_dev, f"{v6}:1", 64)
+            topo.addr(p, p_dev, f"{v6}:2", 64)
+        if rate_bit is not None:
+            topo.tbf(s, s_dev, rate_bit)
+            topo.tbf(p, p_dev, rate_bit)
+        if kernel_both:
+            ours4, ours6, src4, src6 = f"{v4}.1", f"{v6}:1", f"{v4}.1/32", f"{v6}:1/128"
+            kern4: str | None = None
+            kern6: str | None = None
+        else:
+            ours4, ours6, src4, src6 = f"{t4}.2", f"{t6}:2", f"{t4}.0/24", f"{t6}:/64"
+            kern4, kern6 = f"{t4}.1", f"{t6}:1"
+            tun_addrs.append((kern4, 24))
+            topo.route(p, f"{t4}.0/24", f"{v4}.1", p_dev)
+            if ipv6:
+                tun_addrs.append((kern6, 64))
+                topo.route(p, f"{t6}:/64", f"{v6}:1", p_dev)
+        table = 100 + int(ours4.split(".")[2])
+        _source_route(topo, s, src4, f"{v4}.2", s_dev, table)
+        if ipv6:
+            _source_route(topo, s, src6, f"{v6}:2", s_dev, table)
+        legs.append(PathLeg(
+            index=index, stack_dev=s_dev, peer_dev=p_dev,
+            stack_addr=ours6 if ipv6 else ours4, peer_addr=f"{v6}:2" if ipv6 else f"{v4}.2",
+            veth_addr=f"{v6}:1" if ipv6 else f"{v4}.1",
+            tun_kernel_addr=kern6 if ipv6 else kern4, table=table,
+            stack_addr4=ours4, peer_addr4=f"{v4}.2", veth_addr4=f"{v4}.1",
+            tun_kernel_addr4=kern4, stack_addr6=ours6 if ipv6 else None,
+            peer_addr6=f"{v6}:2" if ipv6 else None, veth_addr6=f"{v6}:1" if ipv6 else None,
+            tun_kernel_addr6=kern6 if ipv6 else None))
+    return TwoPaths(stack_ns=s, peer_ns=p, paths=(legs[0], legs[1]), ipv6=ipv6, mtu=mtu,
+                    kernel_both=kernel_both, tun_addresses=tuple(tun_addrs))
+
+
+def _source_route(topo: Topology, ns: str, src: str, via: str, dev: str, table: int) -> None:
+    """Policy routing in ``ns``: packets from ``src`` use table ``table``, whose default
+    route is ``via`` on ``dev`` (ip-rule(8))."""
+    check_address(src)
+    check_address(via)
+    fam = "-6" if ":" in src else "-4"
+    topo.ip(ns, fam, "route", "add", "default", "via", via, "dev", _dev(dev),
+            "table", str(table))
+    topo.ip(ns, fam, "rule", "add", "from", src, "table", str(table))
+
+
+# -- how a transfer behaved after a failure (with Topology.blackhole) ---------------------------
+@dataclass(frozen=True)
+class ProgressStall:
+    """What a counter of ``progress`` events (``interop.linux_peer --progress-interval``) did
+    after an instant ``since``; see :func:`progress_stall`."""
+
+    resumed_after: float | None
+    longest_gap: float
+    rate_before: float
+    rate_after: float
+    at_since: int
+    final: int
+
+
+def progress_stall(
+    events: Sequence[dict[str, Any]], since: float, key: str = "bytes_in", *,
+    window: float = 0.1, fraction: float = 0.25, hold: float = 1.0, lookback: float = 0.5,
+) -> ProgressStall:
+    """Analyse the ``key`` counter (``bytes_in`` / ``bytes_out``) of the ``progress`` events
+    among ``events`` after ``since`` (a ``time.monotonic()`` instant: CLOCK_MONOTONIC is the
+    same in every process and namespace).
+
+    ``rate_before``: bytes/s over the ``lookback`` s before ``since``.  A sample is *moving*
+    if the counter then grows at >= ``fraction`` x ``rate_before`` over the next ``window``
+    s (> 0 bytes without samples before ``since``).  The stall starts at the first sample
+    after ``since`` without an increase; ``resumed_after`` is the time from ``since`` to the
+    first increase after that from which every sample for ``hold`` s is moving (sustained
+    progress again, not a trickle of retransmissions); 0.0 if the counter never stalled,
+    None if it never resumed.  ``longest_gap``: the longest time between two increases after
+    ``since``; ``rate_after``: bytes/s from the resumption to the last increase.  The flat
+    tail after the last increase (the end of the transfer) is ignored.  Everything is at the
+    sampling resolution: sample well below the stall times of interest, with several
+    segments per sample (or a pause in the data is taken for a stall)."""
+    samples = sorted((float(e["t"]), int(e.get(key) or 0)) for e in events
+                     if e.get("event") == "progress")
+    before = [(t, v) for t, v in samples if t <= since]
+    after = [(t, v) for t, v in samples if t > since]
+    while len(after) >= 2 and after[-2][1] >= after[-1][1]:
+        after.pop()
+    base = before[-1][1] if before else (samples[0][1] if samples else 0)
+    old = [(t, v) for t, v in before if t >= since - lookback]
+    rate_before = ((old[-1][1] - old[0][1]) / (old[-1][0] - old[0][0])
+                   if len(old) >= 2 and old[-1][0] > old[0][0] else 0.0)
+    pts = before[-1:] + after
+
+    def moving(i: int) -> bool:
+        ti, vi = pts[i]
+        j = next((k for k in range(i + 1, len(pts)) if pts[k][0] >= ti + window), len(pts) - 1)
+        tj, vj = pts[j]
+        if tj - ti < window / 2:  # the transfer ends sooner: too short to judge
+            return True
+        return vj > vi and (vj - vi) / (tj - ti) >= fraction * rate_before
+
+    resumed: float | None = None
+    t_res, v_res = since, base
+    start = next((k for k in range(1, len(pts)) if pts[k][1] <= pts[k - 1][1]), None)
+    if start is None and len(pts) > 1:  # never stalled
+        resumed = 0.0
+    for k in range(start or len(pts), len(pts)):
+        if pts[k][1] > pts[k - 1][1] and all(
+                moving(i) for i in range(k, len(pts)) if pts[i][0] <= pts[k][0] + hold):
+            (t_res, v_res), resumed = pts[k], pts[k][0] - since
+            break
+    longest, last_t, last_v = 0.0, since, base
+    for t, v in after:
+        if v > last_v:
+            longest, last_t, last_v = max(longest, t - last_t), t, v
+    end_t, end_v = after[-1] if after else (since, base)
+    rate_after = (end_v - v_res) / (end_t - t_res) if resumed is not None and end_t > t_res \
+        else 0.0
+    return ProgressStall(resumed_after=resumed, longest_gap=longest, rate_before=rate_before,
+                         rate_after=rate_after, at_since=base, final=max([base] + [
+                             v for _, v in after]))
