@@ -348,3 +348,39 @@ def setup_two_path_pair(
     l2 = sim.add_link(hc.add_interface("eth1", CLIENT_ADDR2),
                       hs.add_interface("eth1", SERVER_ADDR2), path2)
     return client, server, l1, l2
+
+
+def setup_multipath_pair(
+    sim: Simulator,
+    client_apps: Iterable[MptcpApp],
+    server_apps: Iterable[MptcpApp],
+    *,
+    client_ifaces: tuple[tuple[str, ...], ...] = ((CLIENT_ADDR,), (CLIENT_ADDR2,)),
+    server_ifaces: tuple[tuple[str, ...], ...] = ((SERVER_ADDR,), (SERVER_ADDR2,)),
+    paths: tuple[LinkParams | None, ...] = (None, None),
+    seed: int = 0,
+    client_pm: PathManager | None = None,
+    server_pm: PathManager | None = None,
+    client_mptcp: MptcpConfig | None = None,
+    server_mptcp: MptcpConfig | None = None,
+    tcp_config: TcpConfig | None = None,
+) -> tuple[MptcpAppHost, MptcpAppHost, list[Link]]:
+    """Like :func:`setup_two_path_pair` with any applications and addresses: host
+    ``client`` gets interface ``eth<i>`` owning ``client_ifaces[i]`` (IPv4 and/or IPv6
+    text addresses), ``server`` likewise, and link ``i`` (``paths[i]``) joins the two
+    ``eth<i>``; each stack owns all of its host's addresses.  Returns (client host, server
+    host, links)."""
+    if not len(client_ifaces) == len(server_ifaces) == len(paths):
+        raise ValueError("client_ifaces, server_ifaces and paths must have one entry per link")
+    caddrs = [a for iface in client_ifaces for a in iface]
+    saddrs = [a for iface in server_ifaces for a in iface]
+    cstack = MptcpStack(caddrs, random.Random(f"mp2/{seed}/client"), config=tcp_config,
+                        mptcp=client_mptcp, pm=client_pm)
+    sstack = MptcpStack(saddrs, random.Random(f"mp2/{seed}/server"), config=tcp_config,
+                        mptcp=server_mptcp, pm=server_pm)
+    ch, sh = MptcpAppHost(cstack, client_apps), MptcpAppHost(sstack, server_apps)
+    hc, hs = sim.add_host("client", ch), sim.add_host("server", sh)
+    links = [sim.add_link(hc.add_interface(f"eth{i}", *ca), hs.add_interface(f"eth{i}", *sa), p)
+             for i, (ca, sa, p) in enumerate(zip(client_ifaces, server_ifaces, paths,
+                                                 strict=True))]
+    return ch, sh, links

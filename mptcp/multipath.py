@@ -453,10 +453,8 @@ def reinject_from(mc: MptcpConnection, sf: Subflow) -> None:
 def check_subflows(mc: MptcpConnection, now: float) -> None:
     """Per pump: subflows coming up (RFC 8684 §3.2), going stale or recovering (Linux's
     ``stale_loss_cnt``: that many RTOs in a row), and closing."""
-    multi = sum(1 for sf in mc.subs if sf.usable) > 1
     for sf in mc.subs:
         c = sf.conn
-        sf.limit_queue = multi
         if sf.closed:
             continue
         st = c.state
@@ -486,6 +484,9 @@ def check_subflows(mc: MptcpConnection, now: float) -> None:
             ev2 = SubflowClosed(sf.name, sf.reason)
             mc.events.append(ev2)
             mc.pm_event(ev2)
+    multi = sum(1 for sf in mc.subs if sf.usable) > 1  # after this pump's changes
+    for sf in mc.subs:
+        sf.limit_queue = multi
 
 
 def subflows_info(mc: MptcpConnection) -> list[dict[str, object]]:

@@ -233,6 +233,8 @@ class FullMeshPM(PathManager):
                 continue
             if sf.reason is None or "removed" in sf.reason or "path manager" in sf.reason:
                 return
+            if not sf.reported:
+                return  # never established (refused, unreachable): Linux does not retry
             _local, remote = sf.endpoint
             if mc.remote_id_of(remote) not in mc.remote_addrs and remote != mc.remote:
                 return  # the peer withdrew that address

@@ -15,8 +15,9 @@ every scheduler here; an experiment's scheduler may ignore it.
 - :class:`MinRtt` (default, like Linux): the subflow with the lowest smoothed RTT among those
   with room in their congestion window.
 - :class:`RoundRobin`: the next subflow with room in turn (the turn advances per chunk).
-- :class:`Redundant`: every eligible subflow with room carries every chunk (the receiver keeps
-  the first copy; lower latency under loss, at the price of capacity).
+- :class:`Redundant`: every eligible subflow with room carries the chunk (the receiver keeps
+  the first copy; lower latency under loss, at the price of capacity); a subflow without room
+  at that moment does not get that chunk, so a stalled path never holds the others back.
 - :class:`ActiveBackup`: all data on one regular subflow (the first established) while it is
   usable; the next one, and backups last, only when it is not (a strict backup-aware policy,
   no load sharing).
@@ -98,12 +99,9 @@ class Redundant:
     name = "redundant"
 
     def select(self, subflows: Sequence[SubflowView]) -> list[SubflowView]:
-        cands = eligible(subflows)
-        # only when every eligible subflow has room: copies stay in step (a full one would
-        # otherwise miss chunks and the copies would no longer be redundant)
-        if not cands or any(s.room <= 0 for s in cands):
-            return []
-        return sorted(cands, key=lambda s: s.srtt)
+        # every eligible subflow that has room now: waiting for a full (or stalled) one
+        # would make the copies as slow as the slowest path; a full one misses the chunk
+        return sorted((s for s in eligible(subflows) if s.room > 0), key=lambda s: s.srtt)
 
 
 class ActiveBackup:

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 
 from mptcp.tcp import output, timers
 from mptcp.tcp.events import DataAcked
+from mptcp.tcp.hooks import SegmentKind
 from mptcp.tcp.rack import INFINITE_TS, Rack, TlpAck, TlpProbe
 from mptcp.tcp.scoreboard import AckOutcome
 from mptcp.wire.options import Timestamps
@@ -730,12 +731,16 @@ def on_tlp_timer(c: TcpConnection, now: float, out_probe: list[tuple[int, int]])
     unsent = c.sendbuf.end - c.snd_nxt
     wnd_ok = c.snd_una + c.snd_wnd - c.snd_nxt > 0
     kind = r.rack.probe_kind(unsent > 0 and wnd_ok)
+    # one segment's payload with the options data segments carry now (extensions included)
+    mss = output.max_payload(c, output.plan_options(c, SegmentKind.DATA))
     if kind is TlpProbe.NEW_DATA:
-        n = min(unsent, c.smss, c.snd_una + c.snd_wnd - c.snd_nxt)
+        n = min(unsent, mss, c.snd_una + c.snd_wnd - c.snd_nxt)
+        if c.seg_boundary is not None:
+            n = max(1, min(n, c.seg_boundary(c.snd_nxt)))  # one extension unit (hooks)
         out_probe.append((c.snd_nxt, c.snd_nxt + n))
     elif kind is TlpProbe.RETRANSMIT and r.segs:
         last = r.segs[-1]
-        out_probe.append((max(last.start, last.end_seq - c.smss), last.end_seq))
+        out_probe.append((max(last.start, last.end_seq - mss), last.end_seq))
 
 
 def on_reorder_timer(c: TcpConnection, now: float) -> None:
