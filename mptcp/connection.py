@@ -157,7 +157,8 @@ class MptcpConnection:
         self.echo_pending: list[tuple[int, bytes, int | None]] = []
         self.rm_pending: list[int] = []
         self.remote_addrs: dict[int, tuple[bytes, int | None]] = {}
-        self.reinject: collections.deque[tuple[int, int]] = collections.deque()
+        self.reinject: collections.deque[tuple[int, int, int]] = collections.deque()
+        """(dsn, length, the subflow id it was on) to send again on another subflow."""
         self.sched: Scheduler = create_scheduler(config.scheduler)
         self.pm: PathManager | None = None
         self._pm_queue: list[Event] = []
@@ -448,16 +449,17 @@ class MptcpConnection:
     def _receive_from(self, sf: Subflow, rb: DataReceiveBuffer) -> int:
         sub, ext = sf.conn, sf.ext
         new = 0
+        if self.checksums:
+            while not self.awaiting_infinite:
+                got = self._receive_checked(sf)
+                if got < 0:
+                    break
+                new += got
+            return new
         while True:
             avail = sub.readable
             if avail <= 0 or self.awaiting_infinite:
                 break
-            if self.checksums:
-                got = self._receive_checked(sf, avail)
-                if got < 0:
-                    break
-                new += got
-                continue
             hit = ext.recv_maps.lookup(ext.read_ssn)
             if hit is None:
                 break  # the mapping has not arrived yet
@@ -474,16 +476,28 @@ class MptcpConnection:
             ext.recv_maps.consume(ext.read_ssn)
         return new
 
-    def _receive_checked(self, sf: Subflow, avail: int) -> int:
-        """Move one whole checksummed mapping to the data level (RFC 8684 §3.3.1: the
-        checksum covers the mapping); -1 when it cannot move yet (incomplete, no room)."""
+    def _receive_checked(self, sf: Subflow) -> int:
+        """RFC 8684 §3.3.1 with checksums: a mapping's bytes are taken from the subflow once
+        all have arrived and verified together (the checksum covers the mapping); verified
+        bytes wait in ``ext.staged`` for data-level room (§3.3.4) -- so a mapping larger
+        than the data-level window still moves.  Returns new in-order bytes, -1 when
+        nothing can move now."""
         sub, ext, rb = sf.conn, sf.ext, self.recvbuf
         assert rb is not None
+        if ext.staged:
+            dsn = ext.staged_dsn
+            k = min(rb.room_at(dsn), len(ext.staged))
+            if k <= 0:
+                return -1  # the application must read first
+            new = rb.insert(dsn, ext.staged[:k])
+            ext.staged = ext.staged[k:]
+            ext.staged_dsn = (dsn + k) & _MASK64
+            return new
         entry = ext.csum_maps.get(ext.read_ssn)
         if entry is None:
             return -1  # the mapping has not arrived yet
         dsn, length, fin, csum = entry
-        if avail < length or rb.room_at(dsn) < length:
+        if sub.readable < length:
             return -1
         data = sub.read(length)
         if len(data) != length:
@@ -494,14 +508,18 @@ class MptcpConnection:
             return -1
         ext.read_ssn += length
         ext.recv_maps.consume(ext.read_ssn)
-        return rb.insert(dsn, data)
+        ext.staged = data
+        ext.staged_dsn = dsn
+        return 0
 
     def _send_chunk(self, sf: Subflow, dsn: int, data: bytes) -> int:
         sub = sf.conn
         ssn = sub.sendbuf.end  # relative SSN of the chunk's first byte
         taken = sub.send(data)
         if taken:
-            sf.ext.map_sent(ssn, dsn, taken)
+            sf.ext.map_sent(ssn, dsn, taken,
+                            (data if taken == len(data) else data[:taken])
+                            if self.checksums else None)
         return taken
 
     def _usable(self) -> list[Subflow]:
@@ -517,11 +535,12 @@ class MptcpConnection:
             self._pump_reinject(cands)
         if len(cands) == 1 and self.sched.name != "redundant":
             sf = cands[0]
+            unit = sf.unit
             while True:  # one path: fill its send buffer (the fast path)
                 space = sf.conn.send_space
                 if space <= 0:
                     break
-                got = sb.take(min(space, _CHUNK))
+                got = sb.take(min(space, unit))
                 if got is None:
                     break
                 dsn, data = got
@@ -533,7 +552,7 @@ class MptcpConnection:
                 picks = self.sched.select(cands)
                 if not picks:
                     break
-                n = min(min(p.room for p in picks), _CHUNK)
+                n = min(min(p.room for p in picks), min(p.unit for p in picks))
                 if n <= 0:
                     break
                 got = sb.take(n)
@@ -551,31 +570,38 @@ class MptcpConnection:
                 sf.conn.wake(sf.conn)
 
     def _pump_reinject(self, cands: list[Subflow]) -> None:
-        """RFC 8684 §3.3.6: data-level bytes of a failed/stale subflow, on the others."""
+        """RFC 8684 §3.3.6: data-level bytes of a failed/stale subflow, on another one (never
+        back on the one it came from: its own retransmissions cover it there)."""
         sb = self.sendbuf
         while self.reinject:
-            dsn, n = self.reinject[0]
+            dsn, n, origin = self.reinject[0]
             skip = (sb.una - dsn) & _MASK64
             if skip < (1 << 63):  # (part of) it is DATA_ACKed already
                 if skip >= n:
                     self.reinject.popleft()
                     continue
                 dsn, n = sb.una, n - skip
-            # never past what was handed out (a rewind may have moved nxt back)
-            limit = (sb.nxt - dsn) & _MASK64
+            # never past what was handed out (a rewind may have moved nxt back) nor the data
+            limit = min((sb.nxt - dsn) & _MASK64, (sb.end - dsn) & _MASK64)
             if limit >= (1 << 63) or limit == 0:
                 self.reinject.popleft()
                 continue
             n = min(n, limit)
-            best = min(cands, key=lambda s: (s.is_backup, s.srtt))
-            room = min(best.room, _CHUNK)
+            others = [s for s in cands if s.sid != origin]
+            if not others:
+                self.reinject.popleft()  # only the original subflow is left: TCP repairs it
+                continue
+            best = min(others, key=lambda s: (s.is_backup, s.srtt))
+            room = min(best.room, best.unit)
             if room <= 0:
                 return
             k = min(n, room)
             data = sb.peek(dsn, k)
             taken = self._send_chunk(best, dsn, data)
+            if taken:
+                self.mib.incr("MPTcpExtMPTCPRetrans")  # data-level retransmission (§3.3.6)
             if taken < n:
-                self.reinject[0] = ((dsn + taken) & _MASK64, n - taken)
+                self.reinject[0] = ((dsn + taken) & _MASK64, n - taken, origin)
             else:
                 self.reinject.popleft()
             if taken < k or taken == 0:

@@ -196,6 +196,9 @@ def _enter_infinite(mc: MptcpConnection, reason: str) -> None:
         ssn = ext.ssn_of(sb.una)
         if ssn is not None:
             mc.infinite_send = (sb.una, ssn)
+    if rb is not None and ext.staged:
+        rb.insert(ext.staged_dsn, ext.staged)  # verified before the failure: in order first
+        ext.staged = b""
     if rb is not None and ext.held:
         rb.insert(rb.rcv_nxt, ext.held)  # the stream as the path delivered it
         mc.events.append(DataReceived(len(ext.held)))

@@ -115,6 +115,17 @@ class Subflow:
         return max(0, min(space, c.cc.cwnd + 4 * c.smss - queued))
 
     @property
+    def unit(self) -> int:
+        """Bytes per chunk handed to the subflow: whole segments up to the 16-bit
+        data-level length less one (each chunk is one mapping, RFC 8684 §3.3.1)."""
+        c = self.conn
+        mss = c.gso_mss or max(1, c.smss - 28)
+        cap = 65534
+        if c.max_snd_wnd:  # a mapping must fit the peer's subflow buffer to be verified
+            cap = min(cap, max(mss, c.max_snd_wnd // 2))
+        return max(1, (cap // mss) * mss)
+
+    @property
     def name(self) -> str:
         c = self.conn
         return f"{self.sid}:{_fmt(c.local)}-{_fmt(c.remote)}"
@@ -446,17 +457,18 @@ def reinject_from(mc: MptcpConnection, sf: Subflow) -> None:
         end = (dsn + n) & _MASK64
         length = (end - lo) & _MASK64
         if 0 < length <= n:
-            mc.reinject.append((lo, length))
-            mc.mib.incr("MPTcpExtMPTCPRetrans")
+            mc.reinject.append((lo, length, sf.sid))
 
 
 def check_subflows(mc: MptcpConnection, now: float) -> None:
     """Per pump: subflows coming up (RFC 8684 §3.2), going stale or recovering (Linux's
     ``stale_loss_cnt``: that many RTOs in a row), and closing."""
+    data_una = mc.sendbuf.una
     for sf in mc.subs:
         c = sf.conn
         if sf.closed:
             continue
+        sf.ext.forget_acked(c.snd_una, data_una)
         st = c.state
         if not sf.usable and not sf.closing and st in _OPEN and sf.ext.ready_for_data():
             sf.usable = True

@@ -47,6 +47,11 @@ class SubflowView(Protocol):
     def srtt(self) -> float: ...
 
     @property
+    def unit(self) -> int:
+        """The largest chunk the subflow takes at once (one mapping)."""
+        ...
+
+    @property
     def room(self) -> int:
         """Bytes the subflow can take now without exceeding its congestion window plus a
         small queue (0 = full)."""

@@ -306,7 +306,7 @@ class MptcpStack:
 
     def get_timer(self) -> float | None:
         t = self.tcp.get_timer()
-        for mc in set(self.connections.values()):
+        for mc in dict.fromkeys(self.connections.values()):
             for f in mc.timers():
                 if t is None or f < t:
                     t = f
@@ -314,7 +314,7 @@ class MptcpStack:
 
     def handle_timer(self, now: float) -> None:
         self.tcp.handle_timer(now)
-        for mc in set(self.connections.values()):
+        for mc in dict.fromkeys(self.connections.values()):
             if any(f <= now for f in mc.timers()):
                 self._dirty[mc] = None
         self._pump(now)

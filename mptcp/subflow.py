@@ -87,11 +87,17 @@ class SubflowExt(TcpExtension):
         self.recv_maps = RecvMappings()
         self.read_ssn = 1  # next subflow byte (relative SSN) to move to the data level
         self.send_maps: list[tuple[int, int, int]] = []  # (ssn, dsn, length), ascending
+        # the mappings we announce: one per unit of data handed to the subflow, at most
+        # 65534 bytes, never merged (ssn, dsn, length, DSS checksum without DATA_FIN or
+        # None); every segment of a unit repeats its mapping, as Linux does (RFC 8684 §3.3.1)
+        self.units: list[tuple[int, int, int, int | None]] = []
         self.checked_first_segment = False
         # checksummed mappings by their first SSN: (dsn, length, fin, checksum) -- verified
         # whole before their bytes reach the data level (RFC 8684 §3.3.1)
         self.csum_maps: dict[int, tuple[int, int, bool, int]] = {}
         self.held = b""  # a failed mapping's bytes, kept until the infinite mapping (§3.7)
+        self.staged = b""  # verified checksummed bytes waiting for data-level room
+        self.staged_dsn = 0
 
     def attach(self, conn: TcpConnection) -> None:
         self.conn = conn
@@ -103,20 +109,35 @@ class SubflowExt(TcpExtension):
         have one mapping (RFC 8684 §3.3.1)."""
         if self.mc.fallback is not None:
             return 1 << 30  # plain TCP: no mappings any more
-        maps = self.send_maps
-        for i in range(len(maps) - 1, -1, -1):
-            s, _d, n = maps[i]
-            if s <= ssn:
-                if ssn >= s + n:
-                    return _MAX_DLL  # past every run (not mapped yet)
-                return min(s + n - ssn, _MAX_DLL)
-        return _MAX_DLL
+        u = self._unit_at(ssn)
+        if u is None:
+            return _MAX_DLL  # not mapped yet
+        return u[0] + u[2] - ssn
+
+    def _unit_at(self, ssn: int) -> tuple[int, int, int, int | None] | None:
+        units = self.units
+        for i in range(len(units) - 1, -1, -1):
+            u = units[i]
+            if u[0] <= ssn:
+                return u if ssn < u[0] + u[2] else None
+        return None
 
     # ------------------------------------------------------------------ send mappings -------
-    def map_sent(self, ssn: int, dsn: int, length: int) -> None:
+    def map_sent(self, ssn: int, dsn: int, length: int,
+                 data: bytes | None = None) -> None:
         """The connection wrote data-level bytes [dsn, dsn+length) to this subflow at
-        relative SSN ``ssn``."""
+        relative SSN ``ssn`` (``data``: those bytes, for the DSS checksum when in use)."""
         self.bytes_mapped += length
+        units = self.units
+        off = 0
+        while off < length:  # units of at most the 16-bit data-level length (less 1: FIN)
+            n = min(length - off, _MAX_DLL - 1)
+            csum = None
+            if data is not None:
+                csum = dss_checksum((dsn + off) & _MASK64, (ssn + off) & 0xFFFFFFFF, n,
+                                    data[off:off + n])
+            units.append((ssn + off, (dsn + off) & _MASK64, n, csum))
+            off += n
         maps = self.send_maps
         if maps:
             s, d, n = maps[-1]
@@ -136,14 +157,18 @@ class SubflowExt(TcpExtension):
                 return None
         return None
 
-    def forget_acked(self, snd_una: int) -> None:
-        """Drop send runs the subflow has fully acknowledged (``snd_una`` relative)."""
-        maps = self.send_maps
-        k = 0
-        while k < len(maps) - 1 and maps[k][0] + maps[k][2] <= snd_una:
-            k += 1
-        if k:
-            del maps[:k]
+    def forget_acked(self, snd_una: int, data_una: int) -> None:
+        """Drop send runs and units the subflow has acknowledged (``snd_una`` relative)
+        whose bytes are DATA_ACKed too (``data_una``): nothing can need them again."""
+        for maps in (self.send_maps, self.units):
+            k = 0
+            while k < len(maps) - 1:
+                s, d, n = maps[k][:3]
+                if s + n > snd_una or (data_una - (d + n)) & _MASK64 >= (1 << 63):
+                    break
+                k += 1
+            if k:
+                del maps[:k]
 
     def ready_for_data(self) -> bool:
         """The subflow may carry data: a joined one only after the fourth ACK (§3.2)."""
@@ -250,11 +275,12 @@ class SubflowExt(TcpExtension):
         if self.client and not self.peer_dss_seen:
             if mc.remote_key is None:
                 return ()
-            if kind is SegmentKind.DATA and hdr.seq == 1 and hdr.length and space >= 22:
-                # RFC 8684 §3.1: MP_CAPABLE with data (implicit DSN = IDSN + 1)
-                dll = min(hdr.length, _MAX_DLL)
-                csum = self._checksum(conn, mc.local_idsn_plus1(), 1, dll, hdr) \
-                    if mc.checksums and space >= 24 else None
+            u = self._unit_at(1) if hdr.seq == 1 else None
+            if kind is SegmentKind.DATA and u is not None and hdr.length and space >= 22:
+                # RFC 8684 §3.1: MP_CAPABLE with data (implicit DSN = IDSN + 1), mapping the
+                # first unit
+                dll = u[2]
+                csum = u[3] if mc.checksums and space >= 24 else None
                 self.keys_sent = True
                 return (MpCapable(flags=flags, sender_key=mc.local_key,
                                   receiver_key=mc.remote_key, data_level_length=dll,
@@ -271,6 +297,9 @@ class SubflowExt(TcpExtension):
         ack = mc.data_ack()
         fin_dsn = mc.data_fin_dsn()
         if kind is SegmentKind.DATA and hdr.length and space >= _DSS_ACK + _DSS_MAP:
+            u = self._unit_at(hdr.seq)
+            if u is not None and hdr.seq + hdr.length <= u[0] + u[2]:
+                return self._unit_dss(u, ack, fin_dsn, space)
             dsn = self._dsn_of(hdr.seq, hdr.length)
             if dsn is None:
                 mc.mib.incr("MPTcpExtDSSNoMatchTCP")
@@ -295,6 +324,27 @@ class SubflowExt(TcpExtension):
             return (Dss(data_ack=ack, dsn=fin_dsn, ssn=0, data_level_length=1, checksum=csum,
                         data_fin=True, ack64=True, dsn64=True),)
         return (Dss(data_ack=ack, ack64=True),)
+
+    def _unit_dss(self, u: tuple[int, int, int, int | None], ack: int, fin_dsn: int | None,
+                  space: int) -> Sequence[TcpOption]:
+        """The DSS mapping a whole unit (RFC 8684 §3.3.1), with the DATA_FIN when the unit
+        ends the stream (§3.3.3) and its checksum (§3.3.1: over the whole mapping)."""
+        mc = self.mc
+        ssn, dsn, n, csum = u
+        fin = fin_dsn is not None and (dsn + n) & _MASK64 == fin_dsn
+        if mc.checksums:
+            if space < _DSS_ACK + _DSS_MAP + 2 or csum is None:
+                return (Dss(data_ack=ack, ack64=True),)
+            if fin:
+                # the data-level length counts the DATA_FIN: one more in the pseudo-header
+                s = (~csum & 0xFFFF) + 1
+                csum = ~((s & 0xFFFF) + (s >> 16)) & 0xFFFF
+        else:
+            csum = None
+        if fin:
+            mc.note_data_fin_sent()
+        return (Dss(data_ack=ack, dsn=dsn, ssn=ssn & 0xFFFFFFFF, data_level_length=n + fin,
+                    checksum=csum, data_fin=fin, ack64=True, dsn64=True),)
 
     def _fail_options(self, space: int) -> Sequence[TcpOption]:
         """RFC 8684 §3.7, one subflow: MP_FAIL (the DSN of the failed mapping) on our ACKs

@@ -343,8 +343,9 @@ def process_text_and_fin(c: TcpConnection, seg: Segment, seq: int, now: float,
         elif payload or fin:
             c.ack_now = True
         return
-    if payload and c.read_shut:
-        # Data after close(): RFC 2525 §2.17 / Linux answer with a RST
+    if payload and c.read_shut and seq + len(payload) > c.rcv_nxt:
+        # New data after close(): RFC 2525 §2.17 / Linux answer with a RST (a retransmitted
+        # duplicate is only acknowledged, as Linux does)
         output.queue_rst(c, c.snd.seq(c.snd_nxt), None)
         c.fail("data after close", reset=True, counter="TcpExtTCPAbortOnData")
         return

@@ -286,20 +286,12 @@ def test_options_stripped_after_data_was_mapped_fails_cleanly(d: str) -> None:
 
 
 # ---------------------------------------------------------------------------- §6 ----------
-_SPLIT_FIRST_LOSSY = pytest.mark.xfail(strict=True, reason=(
-    "a mapping covers exactly the bytes of the segment it was first sent on; when the piece "
-    "carrying it (SplitOptions.FIRST) is lost, TCP retransmits only the hole and the new DSS "
-    "maps only that hole, so the later pieces, which arrived without options, are never "
-    "mapped: the receiver takes them for stripped options and resets ('MPTCP options "
-    "stripped after data was mapped') -- a clean failure, but the data is not delivered. "
-    "RFC 8684 §3.3 lets a mapping span segments; Linux repeats the whole original mapping "
-    "on every segment and retransmission of it"))
 
 
 @pytest.mark.rfc("8684", "3.3")
 @pytest.mark.parametrize("options,params", [
     (SplitOptions.ALL, LOSSY), (SplitOptions.FIRST, LAN),
-    pytest.param(SplitOptions.FIRST, LOSSY, marks=_SPLIT_FIRST_LOSSY)],
+    pytest.param(SplitOptions.FIRST, LOSSY)],
     ids=["all-lossy", "first-lan", "first-lossy"])
 def test_splitter_mapping_spans_segments(options: SplitOptions, params: LinkParams) -> None:
     """TSO-like cutting: with ALL every piece repeats the mapping; with FIRST the mapping
@@ -358,19 +350,10 @@ def test_checksums_negotiated_transfer(who: str) -> None:
         assert all(o.checksum is not None for o in first)  # MP_CAPABLE with data (§3.1)
 
 
-_CSUM_ZWP = pytest.mark.xfail(strict=True, reason=(
-    "with checksums the receiver only moves a mapping whose first SSN is exactly the next "
-    "byte to read (MptcpConnection._receive_checked: ext.csum_maps.get(read_ssn)); a TCP "
-    "zero-window probe carries a 1-byte mapping, and the segment sent when the window "
-    "reopens re-maps from the probe's SSN with a checksum over all its bytes -- keyed at "
-    "an SSN already consumed (setdefault even keeps the 1-byte entry), so no entry starts "
-    "at read_ssn and the transfer stalls for good: no failure, no timeout (found by the "
-    "stateful test; without checksums the same run completes).  Linux keeps one mapping per "
-    "original send and repeats it on the probe and the retransmission"))
 
 
 @pytest.mark.rfc("8684", "3.3.1")
-@pytest.mark.parametrize("checksums", [False, pytest.param(True, marks=_CSUM_ZWP)],
+@pytest.mark.parametrize("checksums", [False, True],
                          ids=["plain", "checksums"])
 def test_slow_reader_zero_window(checksums: bool) -> None:
     """The server's application reads nothing for 2 s with a 16 KB data-level buffer: the
