@@ -34,6 +34,7 @@ counted in the MIB, and given to the path manager (:mod:`mptcp.pm`).
 from __future__ import annotations
 
 import collections
+import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -179,6 +180,9 @@ class MptcpConnection:
         self.fin_retx_due = False
         self.close_started: float | None = None
         self.last_progress = now
+        self.peer_edge: int | None = None  # DATA_ACK + window: the peer's data-level edge
+        self.dack_at = now  # the last DATA_ACK progress (data-level retransmission timer)
+        self.data_rto = 0.0  # its current timeout (0: not backed off)
         self.subflow_closing = False
         self.fastclose_pending = False  # our RSTs carry MP_FASTCLOSE (RFC 8684 §3.5)
         self.fastclose_received = False
@@ -220,6 +224,17 @@ class MptcpConnection:
     def remote(self) -> tuple[bytes, int]:
         assert self.initial_remote is not None
         return self.initial_remote
+
+    def local_id_of(self, address: bytes | str) -> int:
+        """Our address ID of ``address``: 0 for the initial subflow's, the ID we announced
+        it with (RFC 8684 §3.4.1: one ID per address), else the stack's."""
+        addr = ipaddress.ip_address(address).packed if isinstance(address, str) else address
+        if self.initial_local is not None and addr == self.initial_local[0]:
+            return 0
+        for ann in self.announced.values():
+            if ann.address == addr:
+                return ann.address_id
+        return self.stack.local_address_id(addr)
 
     def remote_id_of(self, remote: tuple[bytes, int]) -> int:
         """The peer's address ID of ``remote`` (0: its initial address; else its ADD_ADDR)."""
@@ -290,14 +305,22 @@ class MptcpConnection:
     def data_ack(self) -> int:
         return self.rcv_nxt()
 
-    def on_data_ack(self, ack: int, now: float) -> None:
+    def on_data_ack(self, ack: int, now: float, window: int | None = None) -> None:
         try:
             freed = self.sendbuf.ack(ack)
         except DataLevelError:
             self.mib.incr("MPTcpExtDataAckBeyondNxt")
             return
+        if window is not None:
+            # RFC 8684 §3.3.4: the receive window is shared, relative to the DATA_ACK; its
+            # right edge never moves left (a smaller one is kept as it was)
+            edge = (ack + window) & _MASK64
+            if self.peer_edge is None or 0 < (edge - self.peer_edge) & _MASK64 < (1 << 63):
+                self.peer_edge = edge
         if freed:
             self.last_progress = now
+            self.dack_at = now
+            self.data_rto = 0.0
             if self.sendbuf_was_full and self.send_space > 0:
                 self.sendbuf_was_full = False
                 self.events.append(SendBufferFree(self.send_space))
@@ -522,6 +545,14 @@ class MptcpConnection:
                             if self.checksums else None)
         return taken
 
+    def _allowance(self) -> int:
+        """New data-level bytes the peer's window admits now (RFC 8684 §3.3.4)."""
+        edge = self.peer_edge
+        if edge is None:
+            return 1 << 62  # no DATA_ACK with a window yet: the subflow windows govern
+        room = (edge - self.sendbuf.nxt) & _MASK64
+        return 0 if room >= (1 << 63) else room
+
     def _usable(self) -> list[Subflow]:
         return [sf for sf in self.subs if sf.usable and not sf.stale and not sf.closing
                 and sf.conn.state in _OPEN]
@@ -537,7 +568,7 @@ class MptcpConnection:
             sf = cands[0]
             unit = sf.unit
             while True:  # one path: fill its send buffer (the fast path)
-                space = sf.conn.send_space
+                space = min(sf.conn.send_space, self._allowance())
                 if space <= 0:
                     break
                 got = sb.take(min(space, unit))
@@ -552,7 +583,8 @@ class MptcpConnection:
                 picks = self.sched.select(cands)
                 if not picks:
                     break
-                n = min(min(p.room for p in picks), min(p.unit for p in picks))
+                n = min(min(p.room for p in picks), min(p.unit for p in picks),
+                        self._allowance())
                 if n <= 0:
                     break
                 got = sb.take(n)

@@ -180,7 +180,7 @@ def create_subflow(mc: MptcpConnection, local: tuple[bytes | str, int],
         raise ValueError("the connection is closing")
     if mc.peer_no_join and _same_ep(remote, mc.initial_remote):
         raise ValueError("the peer set flag C: no joins to its initial address (§3.1)")
-    lid = local_id if local_id is not None else mc.stack.local_address_id(local[0])
+    lid = local_id if local_id is not None else mc.local_id_of(local[0])
     conn = mc.stack.tcp.connect(remote, local=local, config=mc.tcp_config, now=mc._now)
     ext = SubflowExt(mc, client=True,
                      join=JoinState.initiator(mc.stack.rng, lid, backup))

@@ -222,7 +222,7 @@ class MptcpStack:
         sub = TcpConnection.accept_syn(seg, mc.tcp_config, self.rng, now, mib=self.tcp.mib,
                                        isn_gen=self.tcp.isn_gen)
         ext = SubflowExt(mc, client=False,
-                         join=JoinState.responder(self.rng, join, self.local_address_id(dst)))
+                         join=JoinState.responder(self.rng, join, mc.local_id_of(dst)))
         mc._now = now
         from mptcp import multipath
         sf = multipath.add_subflow(mc, sub, ext, local_id=ext.join.local_id,  # type: ignore[union-attr]

@@ -467,8 +467,9 @@ class SubflowExt(TcpExtension):
                 return Verdict.ACCEPT
             if dss.data_ack is not None:
                 self.data_ack_seen = True
-                mc.on_data_ack(expand(dss.data_ack, 64 if dss.ack64 else 32, mc.snd_una()),
-                               now)
+                dack = expand(dss.data_ack, 64 if dss.ack64 else 32, mc.snd_una())
+                # RFC 8684 §3.3.4: the window field is relative to the DATA_ACK
+                mc.on_data_ack(dack, now, seg.tcp.window << conn.snd_wscale)
             if dss.dsn is not None:
                 self._on_mapping(dss, seg)
         elif seg.payload and mpc is None and mc.remote_key is not None \

@@ -526,7 +526,9 @@ def test_failover_when_a_path_dies(cut: int, rto_min: float) -> None:
     print(f"failover cut path {cut + 1} rto_min {rto_min}: stall {stall:.3f} s, "
           f"done at {max(c.result.closed_at or 0, s.result.closed_at or 0):.3f} s, "
           f"client split {_mapped(c)}, server split {_mapped(s)}")
-    assert stall < (3.5 if rto_min == 1.0 else 1.0), stall
+    # two RTOs until the subflow is stale, then the reinjected hole; the peer's data-level
+    # window (DATA_ACK + window, RFC 8684 §3.3.4) holds new data back meanwhile
+    assert stall < (3.5 if rto_min == 1.0 else 1.5), stall
 
 
 @pytest.mark.rfc("8684", "3.3.8")
