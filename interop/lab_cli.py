@@ -7,9 +7,14 @@ kernel peer :mod:`interop.linux_peer`, so either side can check the other's SHA-
 exchanging data.  Modes: ``source`` (send ``--bytes`` / ``--file`` / for ``--duration``, then
 FIN, then read to EOF), ``sink`` (read to EOF, then close), ``duplex`` (both at once), ``echo``
 (send back what arrives).  ``--json`` prints JSON lines (``listening``, ``connected``,
-``progress`` each second, ``done``: the same fields as the kernel peer's, plus the stack's MIB
-counters and connection info); without it a progress line per second goes to stderr and a
-summary to stdout.
+``progress`` each second or ``--progress-interval``, ``done``: the same fields as the kernel
+peer's, plus the stack's MIB counters and connection info; with ``--mptcp`` also the
+per-subflow counters ``subflows``, the ``mptcp_events`` and ``mptcp_event`` / ``action``
+lines); without it a progress line per second goes to stderr and a summary to stdout.
+
+Multipath MPTCP (RFC 8684 §3.2-§3.4): path-manager endpoints, limits and routes, the
+scheduler, flag C and scripted ADD_ADDR / REMOVE_ADDR / MP_PRIO / MP_JOIN actions
+(:mod:`interop.lab_multipath`); the stack owns every address they use.
 
 Drivers: ``--driver tun`` creates a TUN device (``--ifname``) with the kernel-side address
 ``--tun-addr A/LEN`` (the stack uses ``--local``, another address of that subnet), plus
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import ipaddress
 import json
 import random
 import secrets
@@ -35,6 +41,14 @@ from typing import Any, TextIO
 
 import trio
 
+from interop.lab_multipath import (
+    EventLog,
+    add_multipath_args,
+    build_pm,
+    owned_addresses,
+    run_actions,
+    subflow_bytes,
+)
 from interop.payload import Hasher, PatternSource, expected_sha256
 from mptcp.connection import MptcpConfig, MptcpConnection
 from mptcp.io.driver import Driver, DriverError
@@ -64,6 +78,16 @@ def _size(text: str) -> int:
     if n < 0:
         raise argparse.ArgumentTypeError(f"negative size {text!r}")
     return n
+
+
+def _positive(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = 0.0
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, not {text!r}")
+    return v
 
 
 def _prefix(text: str) -> tuple[str, int]:
@@ -115,7 +139,13 @@ def stack_config(args: argparse.Namespace, driver: Driver) -> TcpConfig:
 
 
 class _Meter:
-    """Byte counters and the once-a-second progress report."""
+    """Byte counters and the periodic progress report (``--progress-interval``, default 1 s).
+
+    The JSON ``progress`` event has the fields of :mod:`interop.linux_peer`'s (``t``:
+    CLOCK_MONOTONIC, comparable across processes and namespaces; ``bytes_in``: bytes read in
+    order; ``bytes_out``: bytes the peer acknowledged -- at the data level for MPTCP;
+    ``subflows``: how many, None for TCP) plus ``elapsed``, ``bytes_sent`` (written),
+    ``bytes_received``, ``bps`` and, for MPTCP, ``subflow_bytes`` (per-subflow counters)."""
 
     def __init__(self, emit: Callable[[dict[str, Any]], None], json_mode: bool,
                  out: TextIO) -> None:
@@ -126,6 +156,18 @@ class _Meter:
         self._emit = emit
         self._json = json_mode
         self._out = out
+        self.conn: Any = None
+
+    def _acked(self) -> int:
+        conn = self.conn
+        if conn is None:
+            return 0
+        sendbuf = getattr(conn, "sendbuf", None)
+        stats = getattr(sendbuf, "stats", None)
+        if isinstance(stats, dict):  # MPTCP: bytes freed by DATA_ACKs
+            return int(stats.get("acked", 0))
+        unacked = max(0, conn.sendbuf.end - conn.snd_una) if sendbuf is not None else 0
+        return max(0, self.sent - unacked)
 
     def tick(self) -> None:
         now = time.monotonic()
@@ -134,17 +176,23 @@ class _Meter:
         rate = (total - moved) * 8 / max(now - t, 1e-9)
         self._last = (now, total)
         if self._json:
-            self._emit({"event": "progress", "t": round(now - self.t0, 3),
-                        "bytes_sent": self.sent, "bytes_received": self.received,
-                        "bps": rate})
+            subs = subflow_bytes(self.conn) if self.conn is not None else None
+            ev: dict[str, Any] = {
+                "event": "progress", "t": now, "elapsed": round(now - self.t0, 3),
+                "bytes_in": self.received, "bytes_out": self._acked(),
+                "bytes_sent": self.sent, "bytes_received": self.received, "bps": rate,
+                "subflows": None if subs is None else sum(1 for sf in subs if not sf["closed"])}
+            if subs is not None:
+                ev["subflow_bytes"] = subs
+            self._emit(ev)
         else:
             print(f"[{now - self.t0:6.1f} s] sent {self.sent / 1e6:10.1f} MB  received "
                   f"{self.received / 1e6:10.1f} MB  {rate / 1e6:9.1f} Mbit/s",
                   file=self._out, flush=True)
 
-    async def run(self) -> None:
+    async def run(self, interval: float = 1.0) -> None:
         while True:
-            await trio.sleep(1.0)
+            await trio.sleep(interval)
             self.tick()
 
 
@@ -281,6 +329,9 @@ async def run_endpoint(stream: TcpStream, args: argparse.Namespace, meter: _Mete
         if isinstance(sub, dict):
             done["tcp"] = {k: v for k, v in sub.items() if isinstance(v, (int, float, str))}
         done["mib"].update({k: v for k, v in conn.stack.tcp.mib.items() if v})
+        done["subflows"] = conn.subflows_info()
+        done["remote_addrs"] = {str(i): [str(ipaddress.ip_address(a)), p]
+                                for i, (a, p) in conn.remote_addrs.items()}
     return done
 
 
@@ -314,9 +365,31 @@ def _find_tracer(driver: Driver) -> Any:
     return None
 
 
+def _multipath_error(args: argparse.Namespace) -> str | None:
+    """Why the multipath options cannot apply (they need ``--mptcp``), or None."""
+    used = [name for name, on in (
+        ("--endpoint", args.endpoint), ("--limits", args.limits), ("--pm-route", args.pm_route),
+        ("--at", args.at), ("--no-join-initial", args.no_join_initial),
+        ("--scheduler", args.scheduler != "minrtt")) if on]
+    if used and not args.mptcp:
+        return f"{', '.join(used)}: only with --mptcp"
+    return None
+
+
 async def _with_stack(args: argparse.Namespace,
-                      body: Callable[[StackRunner, _Meter], Any]) -> int:
+                      body: Callable[[StackRunner, _Meter, EventLog], Any]) -> int:
     emit = _emitter(args.json)
+    problem = _multipath_error(args)
+    pm = None
+    if problem is None and args.mptcp:
+        try:
+            pm = build_pm(args)
+        except ValueError as e:
+            problem = f"path manager: {e}"
+    if problem is not None:
+        emit({"event": "done", "error": problem})
+        print(f"mptcp-lab: {problem}", file=sys.stderr)
+        return 2
     try:
         driver = build_driver(args)
     except (DriverError, OSError, ImportError) as e:
@@ -327,39 +400,61 @@ async def _with_stack(args: argparse.Namespace,
         rng = random.Random(args.seed if args.deterministic else secrets.randbits(64))
         stack: Any
         if args.mptcp:
-            stack = MptcpStack(args.local, rng, config=stack_config(args, driver),
+            stack = MptcpStack(owned_addresses(args), rng, config=stack_config(args, driver),
                                mptcp=MptcpConfig(checksums=args.checksums,
                                                  send_buffer=args.buffer,
-                                                 recv_buffer=args.buffer),
-                               csum_offload=driver.csum_offload)
+                                                 recv_buffer=args.buffer,
+                                                 scheduler=args.scheduler,
+                                                 no_join_to_initial=args.no_join_initial),
+                               csum_offload=driver.csum_offload, pm=pm)
         else:
             stack = Stack(args.local, rng, config=stack_config(args, driver),
                           csum_offload=driver.csum_offload)
         meter = _Meter(emit, args.json, sys.stderr)
-        tracer = _find_tracer(driver)
-        async with StackRunner(stack, driver, tracer=tracer) as runner:
-            status: int = await body(runner, meter)
+        log = EventLog(_find_tracer(driver), emit if args.json else lambda ev: None)
+        async with StackRunner(stack, driver, tracer=log) as runner:
+            status: int = await body(runner, meter, log)
         return status
     finally:
         driver.close()
 
 
+def _progress_on(args: argparse.Namespace) -> bool:
+    return args.progress_interval is not None or not args.quiet
+
+
+async def _per_connection(stream: TcpStream, runner: StackRunner, args: argparse.Namespace,
+                          meter: _Meter, log: EventLog) -> dict[str, Any]:
+    """One connection with its progress reports and scripted actions; the ``done`` event."""
+    meter.conn = stream.connection
+    async with trio.open_nursery() as n:
+        if _progress_on(args):
+            n.start_soon(meter.run, args.progress_interval or 1.0)
+        if args.at:
+            n.start_soon(run_actions, stream.connection, runner.poke, list(args.at),
+                         _emitter(args.json), args.timeout)
+        done = await run_endpoint(stream, args, meter)
+        n.cancel_scope.cancel()
+    if _progress_on(args):
+        meter.tick()  # the final counts
+    if args.mptcp:
+        done["mptcp_events"] = log.of(stream.handle.name())
+    return done
+
+
 async def _connect(args: argparse.Namespace) -> int:
-    async def body(runner: StackRunner, meter: _Meter) -> int:
+    async def body(runner: StackRunner, meter: _Meter, log: EventLog) -> int:
         emit = _emitter(args.json)
         try:
             with trio.fail_after(args.timeout):
-                stream = await open_tcp_stream(args.host, args.port, stack=runner)
+                stream = await open_tcp_stream(args.host, args.port, stack=runner,
+                                               local=(args.local[0], 0))
         except (OSError, trio.TooSlowError) as e:
             emit({"event": "done", "error": f"connect: {type(e).__name__}: {e}"})
             print(f"mptcp-lab: connect failed: {e}", file=sys.stderr)
             return 1
         emit({"event": "connected", "local": list(stream.local), "remote": list(stream.remote)})
-        async with trio.open_nursery() as n:
-            if not args.quiet:
-                n.start_soon(meter.run)
-            done = await run_endpoint(stream, args, meter)
-            n.cancel_scope.cancel()
+        done = await _per_connection(stream, runner, args, meter, log)
         done["role"] = "client"
         done["runner"] = runner.stats.as_dict()
         emit(done)
@@ -370,7 +465,7 @@ async def _connect(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    async def body(runner: StackRunner, meter: _Meter) -> int:
+    async def body(runner: StackRunner, meter: _Meter, log: EventLog) -> int:
         emit = _emitter(args.json)
         results: list[dict[str, Any]] = []
         finished = trio.Event()
@@ -379,11 +474,7 @@ async def _serve(args: argparse.Namespace) -> int:
             emit({"event": "connected", "local": list(stream.local),
                   "remote": list(stream.remote)})
             m = _Meter(emit, args.json, sys.stderr)
-            async with trio.open_nursery() as n:
-                if not args.quiet:
-                    n.start_soon(m.run)
-                done = await run_endpoint(stream, args, m)
-                n.cancel_scope.cancel()
+            done = await _per_connection(stream, runner, args, m, log)
             done["role"] = "server"
             done["runner"] = runner.stats.as_dict()
             emit(done)
@@ -437,13 +528,17 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loss", type=float, default=0.0, help="userspace loss, percent, each way")
     p.add_argument("--rate", type=float, default=0.0, help="userspace rate limit, Mbit/s")
     p.add_argument("--json", action="store_true", help="JSON lines on stdout")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress lines (unless --progress-interval is given)")
+    p.add_argument("--progress-interval", type=_positive, metavar="S",
+                   help="a progress report every S seconds (default 1)")
     p.add_argument("--mptcp", action="store_true", help="speak MPTCP v1 (RFC 8684)")
     p.add_argument("--abort-after", type=_size, default=0,
                    help="source: abort after sending this many bytes (RST; MP_FASTCLOSE "
                         "with --mptcp)")
     p.add_argument("--checksums", action="store_true",
                    help="with --mptcp: request DSS checksums (MP_CAPABLE flag A)")
+    add_multipath_args(p)
 
 
 def _run(fn: Callable[[argparse.Namespace], Any]) -> Callable[[argparse.Namespace], int]:

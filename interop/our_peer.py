@@ -10,12 +10,13 @@ connection info are in the raw ``done`` event (:attr:`OurPeer.done_event`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from interop.linux_peer import LinuxPeer, PeerError
 
-__all__ = ["OurPeer", "start_on_path"]
+__all__ = ["OurPeer", "start_on_path", "start_on_two_paths"]
 
 
 class OurPeer(LinuxPeer):
@@ -69,6 +70,26 @@ class OurPeer(LinuxPeer):
         argv += list(extra)
         return cls(argv, netns)
 
+    def wait_event(self, event: str, timeout: float = 30.0,
+                   pred: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
+        """The first event named ``event`` (and matching ``pred``), already received or the
+        next to arrive (e.g. ``"connected"``: the transfer starts; ``"progress"`` with
+        enough bytes).  PeerError on timeout or if the process ends without it."""
+        def match(ev: dict[str, Any]) -> bool:
+            return ev.get("event") == event and (pred is None or pred(ev))
+
+        for ev in self.events:
+            if match(ev):
+                return ev
+        deadline = time.monotonic() + timeout
+        while True:
+            ev2 = self._next_event(deadline)
+            if ev2 is None or (ev2.get("event") == "done" and event != "done"):
+                raise PeerError(f"no {event!r} event from our endpoint (ended: "
+                                f"{(ev2 or {}).get('error')}); stderr: {self.stderr[-2000:]}")
+            if match(ev2):
+                return ev2
+
     @property
     def done_event(self) -> dict[str, Any] | None:
         """The raw ``done`` event (with ``mib``, ``tcp``, ``runner``) once it arrived."""
@@ -94,3 +115,26 @@ def start_on_path(path: Any, role: str, *, port: int, mode: str, nbytes: int = 0
         path.stack_ns, role, driver=path.driver, local=path.stack_addr, port=port,
         host=path.peer_addr if role == "client" else None, mode=mode, nbytes=nbytes, seed=seed,
         hash=hash, offload=offload, pcap=pcap, timeout=timeout, extra=extra, **kw)
+
+
+def start_on_two_paths(tp: Any, role: str, *, port: int, mode: str, nbytes: int = 0,
+                       seed: int = 0, hash: bool = True, offload: bool = True,
+                       pcap: str | None = None, timeout: float = 60.0, host: str | None = None,
+                       extra: Sequence[str] = ()) -> OurPeer:
+    """Our MPTCP endpoint on an :class:`interop.topology.TwoPaths` (TUN mode): one TUN device
+    with both kernel-side addresses, the stack owning both path addresses (path 1's first: the
+    initial subflow's); a client connects to ``host`` (default the kernel's path-1 address).
+    ``extra`` carries the multipath options (``--endpoint``, ``--at``...)."""
+    if tp.kernel_both:
+        raise PeerError("a kernel_both topology has no place for our stack")
+    tun = [f"{a}/{plen}" for a, plen in tp.tun_addresses]
+    more: list[str] = ["--mptcp", "--ifname", tp.tun_dev]
+    for a in tp.stack_addrs[1:]:
+        more += ["--local", a]
+    for t in tun[1:]:
+        more += ["--tun-addr", t]
+    return OurPeer.start_ours(
+        tp.stack_ns, role, driver="tun", local=tp.stack_addrs[0], port=port,
+        host=(host or tp.peer_addrs[0]) if role == "client" else None, mode=mode,
+        nbytes=nbytes, seed=seed, hash=hash, tun_addr=tun[0], offload=offload, pcap=pcap,
+        timeout=timeout, extra=[*more, *extra])
