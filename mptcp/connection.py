@@ -192,6 +192,7 @@ class MptcpConnection:
         self.mp_fail_send: int | None = None  # DSN for MP_FAIL on our next segments (§3.7)
         self.infinite_send: tuple[int, int] | None = None  # (dsn, ssn) of our infinite map
         self.awaiting_infinite = False  # we sent MP_FAIL: the peer's infinite mapping is due
+        self.awaiting_peer_infinite = False  # fell back on the MP_FAIL answer: count its map
         self.created = now
         self._now = now
         self.wake: Any = None  # set by the stack (dirty marking), like TcpConnection.wake
@@ -691,6 +692,9 @@ class MptcpConnection:
             sb.ack(sb.nxt)  # TCP acknowledges it now: nothing to keep at the data level
         if self.write_shut and sb.nxt == sb.end and sub.state in _OPEN and not sub.write_shut:
             sub.shutdown_write()
+        if self.infinite_send is not None and sub.snd_nxt >= sub.sendbuf.end \
+                and sub.state in _OPEN:
+            sub.pure_ack = True  # the infinite mapping still has to go out (§3.7)
 
     _estab_gauge = False
 

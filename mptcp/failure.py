@@ -178,6 +178,8 @@ def on_mp_fail(mc: MptcpConnection, ext: SubflowExt, dsn: int) -> None:
         return  # several subflows: the peer resets the subflow instead (RFC 8684 §3.7)
     if not mc.awaiting_infinite:
         mc.mp_fail_send = mc.rcv_nxt() if mc.recvbuf is not None else dsn
+    else:
+        mc.awaiting_peer_infinite = True  # its infinite mapping follows on a later segment
     mc._enter_infinite("MP_FAIL received")
 
 

@@ -107,7 +107,7 @@ class SubflowExt(TcpExtension):
         """Bytes from relative SSN ``ssn`` to the end of its send run, at most the 16-bit
         data-level length: the engine cuts new-data segments there, so every segment's bytes
         have one mapping (RFC 8684 §3.3.1)."""
-        if self.mc.fallback is not None:
+        if self.mc.fallback is not None and self.mc.infinite_send is None:
             return 1 << 30  # plain TCP: no mappings any more
         u = self._unit_at(ssn)
         if u is None:
@@ -235,7 +235,7 @@ class SubflowExt(TcpExtension):
             space -= sum(len(o.to_bytes()) for o in head)
         if (mc.infinite_send is not None or mc.mp_fail_send is not None) and kind in (
                 SegmentKind.ACK, SegmentKind.DATA):
-            fail = self._fail_options(space)
+            fail = self._fail_options(space, hdr if kind is SegmentKind.DATA else None)
             space -= sum(len(o.to_bytes()) for o in fail)
             head = (*head, *fail)
         if mc.fallback is not None:
@@ -346,7 +346,22 @@ class SubflowExt(TcpExtension):
         return (Dss(data_ack=ack, dsn=dsn, ssn=ssn & 0xFFFFFFFF, data_level_length=n + fin,
                     checksum=csum, data_fin=fin, ack64=True, dsn64=True),)
 
-    def _fail_options(self, space: int) -> Sequence[TcpOption]:
+    def _infinite_point(self, hdr: OutHeader | None) -> tuple[int, int] | None:
+        """(DSN, SSN) of ``hdr``'s first byte if it starts a unit or lies past them all."""
+        if hdr is None or not hdr.length:
+            return None
+        units = self.units
+        for i in range(len(units) - 1, -1, -1):
+            s, d, n, _c = units[i]
+            if s == hdr.seq:
+                return d, s
+            if s < hdr.seq:
+                if hdr.seq >= s + n and i == len(units) - 1:
+                    return (d + n + hdr.seq - s - n) & _MASK64, hdr.seq
+                return None
+        return None
+
+    def _fail_options(self, space: int, hdr: OutHeader | None = None) -> Sequence[TcpOption]:
         """RFC 8684 §3.7, one subflow: MP_FAIL (the DSN of the failed mapping) on our ACKs
         until the peer's infinite mapping arrives; and our own infinite mapping (data-level
         length 0, starting at the last DATA_ACKed byte, acting retroactively) once, on the
@@ -362,6 +377,16 @@ class SubflowExt(TcpExtension):
         inf = mc.infinite_send
         if inf is not None and space >= _DSS_ACK + _DSS_MAP + (2 if mc.checksums else 0):
             dsn, ssn = inf
+            # Linux takes a new mapping only where the previous one ended: the infinite
+            # mapping rides on the first data segment that starts a unit (or follows the
+            # last one), from that segment's first byte
+            own = self._infinite_point(hdr)
+            conn = self.conn
+            if own is not None:
+                dsn, ssn = own
+            elif conn is not None and conn.snd_nxt < conn.sendbuf.end:
+                return out  # new data will come: wait for its unit start
+            # else nothing new to send: from the last DATA_ACKed byte, on this segment
             out.append(Dss(data_ack=mc.data_ack(), dsn=dsn, ssn=ssn & 0xFFFFFFFF,
                            data_level_length=0, checksum=0 if mc.checksums else None,
                            ack64=True, dsn64=True))
@@ -404,6 +429,12 @@ class SubflowExt(TcpExtension):
     def on_segment(self, conn: TcpConnection, seg: Segment, now: float) -> Verdict:
         mc = self.mc
         if mc.fallback is not None:
+            if mc.awaiting_peer_infinite:
+                for opt in seg.tcp.options:
+                    if type(opt) is Dss and opt.data_level_length == 0 and opt.dsn is not None:
+                        # the peer's infinite mapping, after its MP_FAIL answer (§3.7)
+                        mc.awaiting_peer_infinite = False
+                        mc.mib.incr("MPTcpExtInfiniteMapRx")
             return Verdict.ACCEPT
         mpc: MpCapable | None = None
         dss: Dss | None = None
