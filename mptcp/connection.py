@@ -39,7 +39,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mptcp import failure, multipath
+from mptcp import failure, multipath, transfer
 from mptcp.datalevel import DataLevelError, DataReceiveBuffer, DataSendBuffer
 from mptcp.events import MptcpConnected, MptcpReset
 from mptcp.multipath import Announcement, Subflow
@@ -50,14 +50,13 @@ from mptcp.tcp.events import (
     Connected,
     ConnectionClosed,
     ConnectionFailed,
-    DataReceived,
     EofReceived,
     Event,
     Reset,
     SendBufferFree,
 )
 from mptcp.tcp.state import TcpState
-from mptcp.wire.mptcp_crypto import dss_checksum_ok, token_and_idsn
+from mptcp.wire.mptcp_crypto import token_and_idsn
 
 if TYPE_CHECKING:
     from mptcp.pm import PathManager
@@ -129,6 +128,15 @@ class MptcpConnection:
     on_mp_prio = multipath.on_mp_prio
     subflow_count = multipath.subflow_count
     subflows_info = multipath.subflows_info
+    # the data paths (RFC 8684 §3.3), in mptcp.transfer
+    _pump_receive = transfer.pump_receive
+    _receive_from = transfer.receive_from
+    _receive_checked = transfer.receive_checked
+    _send_chunk = transfer.send_chunk
+    _allowance = transfer.allowance
+    _usable = transfer.usable
+    _pump_send = transfer.pump_send
+    _pump_reinject = transfer.pump_reinject
 
     def __init__(self, stack: MptcpStack, *, client: bool, config: MptcpConfig,
                  tcp_config: TcpConfig, now: float) -> None:
@@ -192,6 +200,7 @@ class MptcpConnection:
         self.mp_fail_send: int | None = None  # DSN for MP_FAIL on our next segments (§3.7)
         self.infinite_send: tuple[int, int] | None = None  # (dsn, ssn) of our infinite map
         self.awaiting_infinite = False  # we sent MP_FAIL: the peer's infinite mapping is due
+        self._fin_counted = False
         self.awaiting_peer_infinite = False  # fell back on the MP_FAIL answer: count its map
         self.created = now
         self._now = now
@@ -451,194 +460,6 @@ class MptcpConnection:
             self.events.append(Connected())
             if self.pm is not None and self.fallback is None:
                 self._pm_queue.append(MptcpConnected(fallback=False, checksums=self.checksums))
-
-    def _pump_receive(self) -> None:
-        rb = self.recvbuf
-        assert rb is not None
-        new = 0
-        for sf in self.subs:
-            new += self._receive_from(sf, rb)
-        if new:
-            self.events.append(DataReceived(new))
-            self.ack_now = True
-            self.last_progress = self._now
-        if rb.fin_received and not self._fin_counted:
-            self._fin_counted = True
-            self.mib.incr("MPTcpExtDataFinRx")
-        if not self.fully_established and (new or rb.fin_received):
-            self._established()
-
-    _fin_counted = False
-
-    def _receive_from(self, sf: Subflow, rb: DataReceiveBuffer) -> int:
-        sub, ext = sf.conn, sf.ext
-        new = 0
-        if self.checksums:
-            while not self.awaiting_infinite:
-                got = self._receive_checked(sf)
-                if got < 0:
-                    break
-                new += got
-            return new
-        while True:
-            avail = sub.readable
-            if avail <= 0 or self.awaiting_infinite:
-                break
-            hit = ext.recv_maps.lookup(ext.read_ssn)
-            if hit is None:
-                break  # the mapping has not arrived yet
-            dsn, contiguous = hit
-            room = rb.room_at(dsn)
-            if room <= 0:
-                break  # beyond the data-level window: leave it in the subflow (§3.3.4)
-            n = min(avail, contiguous, room)
-            data = sub.read(n)
-            if not data:
-                break
-            new += rb.insert(dsn, data)
-            ext.read_ssn += len(data)
-            ext.recv_maps.consume(ext.read_ssn)
-        return new
-
-    def _receive_checked(self, sf: Subflow) -> int:
-        """RFC 8684 §3.3.1 with checksums: a mapping's bytes are taken from the subflow once
-        all have arrived and verified together (the checksum covers the mapping); verified
-        bytes wait in ``ext.staged`` for data-level room (§3.3.4) -- so a mapping larger
-        than the data-level window still moves.  Returns new in-order bytes, -1 when
-        nothing can move now."""
-        sub, ext, rb = sf.conn, sf.ext, self.recvbuf
-        assert rb is not None
-        if ext.staged:
-            dsn = ext.staged_dsn
-            k = min(rb.room_at(dsn), len(ext.staged))
-            if k <= 0:
-                return -1  # the application must read first
-            new = rb.insert(dsn, ext.staged[:k])
-            ext.staged = ext.staged[k:]
-            ext.staged_dsn = (dsn + k) & _MASK64
-            return new
-        entry = ext.csum_maps.get(ext.read_ssn)
-        if entry is None:
-            return -1  # the mapping has not arrived yet
-        dsn, length, fin, csum = entry
-        if sub.readable < length:
-            return -1
-        data = sub.read(length)
-        if len(data) != length:
-            return -1
-        del ext.csum_maps[ext.read_ssn]
-        if not dss_checksum_ok(dsn, ext.read_ssn & 0xFFFFFFFF, length + fin, data, csum):
-            self.on_checksum_failure(ext, dsn, data)
-            return -1
-        ext.read_ssn += length
-        ext.recv_maps.consume(ext.read_ssn)
-        ext.staged = data
-        ext.staged_dsn = dsn
-        return 0
-
-    def _send_chunk(self, sf: Subflow, dsn: int, data: bytes) -> int:
-        sub = sf.conn
-        ssn = sub.sendbuf.end  # relative SSN of the chunk's first byte
-        taken = sub.send(data)
-        if taken:
-            sf.ext.map_sent(ssn, dsn, taken,
-                            (data if taken == len(data) else data[:taken])
-                            if self.checksums else None)
-        return taken
-
-    def _allowance(self) -> int:
-        """New data-level bytes the peer's window admits now (RFC 8684 §3.3.4)."""
-        edge = self.peer_edge
-        if edge is None:
-            return 1 << 62  # no DATA_ACK with a window yet: the subflow windows govern
-        room = (edge - self.sendbuf.nxt) & _MASK64
-        return 0 if room >= (1 << 63) else room
-
-    def _usable(self) -> list[Subflow]:
-        return [sf for sf in self.subs if sf.usable and not sf.stale and not sf.closing
-                and sf.conn.state in _OPEN]
-
-    def _pump_send(self) -> None:
-        sb = self.sendbuf
-        cands = self._usable()
-        if not cands:
-            return
-        if self.reinject:
-            self._pump_reinject(cands)
-        if len(cands) == 1 and self.sched.name != "redundant":
-            sf = cands[0]
-            unit = sf.unit
-            while True:  # one path: fill its send buffer (the fast path)
-                space = min(sf.conn.send_space, self._allowance())
-                if space <= 0:
-                    break
-                got = sb.take(min(space, unit))
-                if got is None:
-                    break
-                dsn, data = got
-                taken = self._send_chunk(sf, dsn, data)
-                if taken != len(data):  # cannot happen: we asked for at most send_space
-                    sb.rewind((dsn + taken) & _MASK64)
-        else:
-            while sb.nxt != sb.end:
-                picks = self.sched.select(cands)
-                if not picks:
-                    break
-                n = min(min(p.room for p in picks), min(p.unit for p in picks),
-                        self._allowance())
-                if n <= 0:
-                    break
-                got = sb.take(n)
-                if got is None:
-                    break
-                dsn, data = got
-                took = [self._send_chunk(p, dsn, data) for p in picks]  # type: ignore[arg-type]
-                if max(took) != len(data):
-                    sb.rewind((dsn + max(took)) & _MASK64)
-                    break
-        if self.data_fin_due():
-            sf = cands[0]
-            sf.conn.ack_now = True  # a segment must carry the DATA_FIN
-            if sf.conn.wake is not None:
-                sf.conn.wake(sf.conn)
-
-    def _pump_reinject(self, cands: list[Subflow]) -> None:
-        """RFC 8684 §3.3.6: data-level bytes of a failed/stale subflow, on another one (never
-        back on the one it came from: its own retransmissions cover it there)."""
-        sb = self.sendbuf
-        while self.reinject:
-            dsn, n, origin = self.reinject[0]
-            skip = (sb.una - dsn) & _MASK64
-            if skip < (1 << 63):  # (part of) it is DATA_ACKed already
-                if skip >= n:
-                    self.reinject.popleft()
-                    continue
-                dsn, n = sb.una, n - skip
-            # never past what was handed out (a rewind may have moved nxt back) nor the data
-            limit = min((sb.nxt - dsn) & _MASK64, (sb.end - dsn) & _MASK64)
-            if limit >= (1 << 63) or limit == 0:
-                self.reinject.popleft()
-                continue
-            n = min(n, limit)
-            others = [s for s in cands if s.sid != origin]
-            if not others:
-                self.reinject.popleft()  # only the original subflow is left: TCP repairs it
-                continue
-            best = min(others, key=lambda s: (s.is_backup, s.srtt))
-            room = min(best.room, best.unit)
-            if room <= 0:
-                return
-            k = min(n, room)
-            data = sb.peek(dsn, k)
-            taken = self._send_chunk(best, dsn, data)
-            if taken:
-                self.mib.incr("MPTcpExtMPTCPRetrans")  # data-level retransmission (§3.3.6)
-            if taken < n:
-                self.reinject[0] = ((dsn + taken) & _MASK64, n - taken, origin)
-            else:
-                self.reinject.popleft()
-            if taken < k or taken == 0:
-                return
 
     def _closing(self, now: float) -> None:
         sb, rb = self.sendbuf, self.recvbuf
