@@ -222,9 +222,10 @@ def test_a_our_client_joins_second_path(topo: Topology, how: str) -> None:
     run = _transfer(tp, ours_role="client", extra=extra, kernel_host=host)
     print(_subflow_summary(run))
     _both_paths(tp, run)
-    assert run.our("MPJoinSynTx") == 1 and run.our("MPJoinSynAckRx") == 1, run.mib
-    assert run.mib_kernel.get("MPJoinSynRx", 0) == 1, run.mib_kernel
-    assert run.mib_kernel.get("MPJoinAckRx", 0) == 1, run.mib_kernel
+    # (received counters may exceed 1: a fresh namespace can lose a first SYN/ACK or ACK)
+    assert run.our("MPJoinSynTx") == 1 and run.our("MPJoinSynAckRx") >= 1, run.mib
+    assert run.mib_kernel.get("MPJoinSynRx", 0) >= 1, run.mib_kernel
+    assert run.mib_kernel.get("MPJoinAckRx", 0) >= 1, run.mib_kernel
     assert run.kernel.subflows_max == 2
     remotes = {sf["remote"].rsplit(":", 1)[0].strip("[]") for sf in run.done["subflows"]}
     want = tp.peer_addrs[1] if how.startswith("join") else tp.peer_addrs[0]
@@ -264,12 +265,12 @@ def test_b_kernel_signals_second_address_we_join(topo: Topology, port: int | Non
     assert joined[0]["local"].startswith(f"{tp.stack_addrs[1]}:")
     assert joined[0]["remote"] == f"{tp.peer_addrs[1]}:{port or PORT}", joined
     assert run.our("AddAddr") == 1 and run.our("EchoAddTx") == 1, run.mib
-    assert run.our("MPJoinSynTx") == 1 and run.our("MPJoinSynAckRx") == 1, run.mib
+    assert run.our("MPJoinSynTx") == 1 and run.our("MPJoinSynAckRx") >= 1, run.mib
     k = run.mib_kernel
     assert k.get("AddAddrTx", 0) >= 1 and k.get("EchoAdd", 0) == 1, k
-    assert k.get("MPJoinSynRx", 0) == 1 and k.get("MPJoinAckRx", 0) == 1, k
+    assert k.get("MPJoinSynRx", 0) >= 1 and k.get("MPJoinAckRx", 0) >= 1, k
     if port is not None:
-        assert k.get("MPJoinPortSynRx", 0) == 1 and k.get("MPJoinPortAckRx", 0) == 1, k
+        assert k.get("MPJoinPortSynRx", 0) >= 1 and k.get("MPJoinPortAckRx", 0) >= 1, k
 
 
 # -- (c) the kernel client opens a subflow from a subflow endpoint; we accept it --------------
@@ -302,9 +303,9 @@ def test_c_kernel_client_subflow_endpoint_we_accept(topo: Topology) -> None:
     joined = [sf for sf in run.done["subflows"] if sf["join"]]
     assert len(joined) == 1 and joined[0]["remote"].startswith(f"{tp.peer_addrs[1]}:"), joined
     assert joined[0]["local"].startswith(f"{tp.stack_addrs[0]}:{PORT}"), joined
-    assert run.our("MPJoinSynRx") == 1 and run.our("MPJoinAckRx") == 1, run.mib
+    assert run.our("MPJoinSynRx") >= 1 and run.our("MPJoinAckRx") >= 1, run.mib
     k = run.mib_kernel
-    assert k.get("MPJoinSynTx", 0) == 1 and k.get("MPJoinSynAckRx", 0) == 1, k
+    assert k.get("MPJoinSynTx", 0) == 1 and k.get("MPJoinSynAckRx", 0) >= 1, k
 
 
 def _tx_bytes(topo: Topology, ns: str, dev: str) -> int:
@@ -327,12 +328,12 @@ def test_d_we_announce_kernel_joins(topo: Topology, how: str) -> None:
     assert len(joined) == 1, joined
     assert joined[0]["local"] == f"{tp.stack_addrs[1]}:{port or PORT}", joined
     assert run.our("AddAddrTx") >= 1 and run.our("EchoAdd") == 1, run.mib
-    assert run.our("MPJoinSynRx") == 1 and run.our("MPJoinAckRx") == 1, run.mib
+    assert run.our("MPJoinSynRx") >= 1 and run.our("MPJoinAckRx") >= 1, run.mib
     k = run.mib_kernel
     assert k.get("AddAddr", 0) == 1 and k.get("EchoAddTx", 0) == 1, k
-    assert k.get("MPJoinSynTx", 0) == 1 and k.get("MPJoinSynAckRx", 0) == 1, k
+    assert k.get("MPJoinSynTx", 0) == 1 and k.get("MPJoinSynAckRx", 0) >= 1, k
     if port is not None:
-        assert k.get("PortAdd", 0) == 1 and k.get("MPJoinPortSynAckRx", 0) == 1, k
+        assert k.get("PortAdd", 0) == 1 and k.get("MPJoinPortSynAckRx", 0) >= 1, k
     assert joined[0]["local_id"] == 5, joined  # the ID we announced the address with
 
 
