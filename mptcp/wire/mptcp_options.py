@@ -94,7 +94,7 @@ _REASONS: dict[int, int] = {int(r): r for r in MptcpRstReason}
 # Pack key: flags | 0x20 when a checksum is present.
 _SHAPE_NONE, _SHAPE_ACK, _SHAPE_MAP, _SHAPE_MAP_CS, _SHAPE_ACK_MAP, _SHAPE_ACK_MAP_CS = range(6)
 _DSS_PARSE: dict[int, tuple[Struct, int]] = {}
-_DSS_PACK: dict[int, tuple[Struct, int]] = {}
+_DSS_PACK: dict[int, tuple[Callable[..., bytes], int]] = {}
 
 
 def _build_dss_tables() -> None:
@@ -112,7 +112,9 @@ def _build_dss_tables() -> None:
             else:
                 shape = _SHAPE_ACK if ack_fmt else _SHAPE_NONE
             _DSS_PARSE[(length << 4) | lo] = (body, shape)
-            _DSS_PACK[lo | (0x20 if cs else 0)] = (Struct("!BBBB" + fmt), length)
+            # kind, length, subtype and the A/M flags as one 32-bit word to OR the rest into
+            word = (MPTCP_KIND << 24) | (length << 16) | (SUBTYPE_DSS << 12) | (lo & 0x05)
+            _DSS_PACK[lo | (0x20 if cs else 0)] = (Struct("!I" + fmt).pack, word)
 
 
 _build_dss_tables()
@@ -172,31 +174,32 @@ class Dss(NamedTuple):
 
     def to_bytes(self) -> bytes:
         # Hot path: literals for the flags (A=1 a=2 M=4 m=8 F=0x10; 0x20 in the pack key
-        # marks a checksum); the fields come out of the tuple in one unpack.
+        # marks a checksum); the fields come out of the tuple in one unpack.  The first four
+        # bytes are one 32-bit word: the table's kind, length, subtype and A/M, then the
+        # reserved bits (mask 0x0FE0 of its low half) and a, m, F.
         ack, dsn, ssn, dll, csum, fin, a64, m64, rsv = self
         lo = (2 if a64 else 0) | (8 if m64 else 0) | (0x10 if fin else 0)
-        b2 = 0x20 | ((rsv >> 8) & 0x0F)
-        b3 = (rsv & 0xE0) | lo
+        w = (rsv & 0x0FE0) | lo
         try:
             if dsn is not None:
                 if ack is not None:
                     if csum is None:
-                        st, length = _DSS_PACK[lo & 0x0A | 5]
-                        return st.pack(MPTCP_KIND, length, b2, b3 | 5, ack, dsn, ssn, dll)
-                    st, length = _DSS_PACK[lo & 0x0A | 0x25]
-                    return st.pack(MPTCP_KIND, length, b2, b3 | 5, ack, dsn, ssn, dll, csum)
+                        pack, word = _DSS_PACK[lo & 0x0A | 5]
+                        return pack(word | w, ack, dsn, ssn, dll)
+                    pack, word = _DSS_PACK[lo & 0x0A | 0x25]
+                    return pack(word | w, ack, dsn, ssn, dll, csum)
                 if csum is None:
-                    st, length = _DSS_PACK[lo & 0x0A | 4]
-                    return st.pack(MPTCP_KIND, length, b2, b3 | 4, dsn, ssn, dll)
-                st, length = _DSS_PACK[lo & 0x0A | 0x24]
-                return st.pack(MPTCP_KIND, length, b2, b3 | 4, dsn, ssn, dll, csum)
+                    pack, word = _DSS_PACK[lo & 0x0A | 4]
+                    return pack(word | w, dsn, ssn, dll)
+                pack, word = _DSS_PACK[lo & 0x0A | 0x24]
+                return pack(word | w, dsn, ssn, dll, csum)
             if csum is not None or ssn is not None or dll is not None:
                 raise ValueError(f"DSS without DSN carries mapping fields: {self!r}")
             if ack is not None:
-                st, length = _DSS_PACK[lo & 0x0A | 1]
-                return st.pack(MPTCP_KIND, length, b2, b3 | 1, ack)
-            st, length = _DSS_PACK[lo & 0x0A]
-            return st.pack(MPTCP_KIND, length, b2, b3)
+                pack, word = _DSS_PACK[lo & 0x0A | 1]
+                return pack(word | w, ack)
+            pack, word = _DSS_PACK[lo & 0x0A]
+            return pack(word | w)
         except _ENCODE_ERRORS as exc:
             raise ValueError(f"cannot encode {self!r}: {exc}") from None
 
@@ -215,11 +218,13 @@ class Dss(NamedTuple):
 
 
 _DssSpec = tuple[Callable[[bytes, int], tuple[int, ...]], tuple[None, ...], tuple[object, ...]]
-# (length << 16 | third byte << 8 | flags byte) -> how to build the value: the unpacked fields
-# go between a prefix (a None for an absent data ACK) and a suffix (the absent fields, then
-# data_fin, ack64, dsn64, reserved).  Filled on first sight of each layout: a handful in real
-# traffic, at most 16 lengths x 4096 words under fuzzing.
-_DSS_FAST: dict[int, _DssSpec] = {}
+# The option's first four bytes (kind 30, length, subtype/reserved, flags) -> how to build the
+# value: the unpacked fields go between a prefix (a None for an absent data ACK) and a suffix
+# (the absent fields, then data_fin, ack64, dsn64, reserved).  Valid for an option as long as
+# its length byte; filled on first sight of each layout: a handful in real traffic, at most 16
+# lengths x 4096 words under fuzzing.  (A bytes key: cheaper to make than an int from three
+# bytes.)
+_DSS_FAST: dict[bytes, _DssSpec] = {}
 
 
 def _dss_spec(opt: bytes, off: int) -> _DssSpec:
@@ -237,14 +242,24 @@ def _dss_spec(opt: bytes, off: int) -> _DssSpec:
     prefix: tuple[None, ...] = () if has_ack else (None,)
     absent = (None,) * (5 - len(prefix) - (len(st.format) - 1))  # format is "!" + one per field
     fast: _DssSpec = (st.unpack_from, prefix, (*absent, fin, a64, m64, rsv))
-    _DSS_FAST[(n << 16) | (opt[2] << 8) | f] = fast
+    if opt[0] == MPTCP_KIND and opt[1] == n:
+        _DSS_FAST[bytes(opt[:4])] = fast
     return fast
+
+
+def _dss_fast(opt: bytes) -> _DssSpec | None:
+    """The cached layout of ``opt`` if there is one and its length byte is its length."""
+    try:
+        spec = _DSS_FAST.get(opt[:4])
+    except TypeError:  # an unhashable buffer (bytearray)
+        spec = _DSS_FAST.get(bytes(opt[:4]))
+    return spec if spec is not None and len(opt) == opt[1] else None
 
 
 def _parse_dss(opt: bytes, off: int) -> Dss:
     """DSS from the whole option; the layout follows the A a M m flags, and a mapping may be
     followed by a 2-byte checksum (told apart by the length), RFC 8684 §3.3."""
-    spec = _DSS_FAST.get((len(opt) << 16) | (opt[2] << 8) | opt[3]) if len(opt) >= 4 else None
+    spec = _dss_fast(opt)
     if spec is None:
         spec = _dss_spec(opt, off)
     unpack, prefix, suffix = spec
@@ -580,14 +595,15 @@ def parse_mptcp_option(opt: bytes, off: int) -> MptcpOption:
     ``off`` its offset in the caller's buffer.  Dispatches on the subtype, the high nibble of
     the third byte (RFC 8684 §3, Figure 3); raises :class:`WireError` for a length that does
     not fit the subtype."""
-    n = len(opt)
-    if n >= 4:  # a DSS layout seen before: straight to the value (the per-segment case)
-        spec = _DSS_FAST.get((n << 16) | (opt[2] << 8) | opt[3])
-        if spec is not None:
-            unpack, prefix, suffix = spec
-            return _new(Dss, prefix + unpack(opt, 4) + suffix)
-    elif n < 3:
-        raise WireError(off + 1, f"MPTCP option length {n} has no subtype byte")
+    try:  # a DSS layout seen before: straight to the value (the per-segment case)
+        spec = _DSS_FAST.get(opt[:4])
+    except TypeError:  # an unhashable buffer (bytearray): the general path
+        spec = None
+    if spec is not None and len(opt) == opt[1]:
+        unpack, prefix, suffix = spec
+        return _new(Dss, prefix + unpack(opt, 4) + suffix)
+    if len(opt) < 3:
+        raise WireError(off + 1, f"MPTCP option length {len(opt)} has no subtype byte")
     return _SUBTYPE_PARSERS[opt[2] >> 4](opt, off)
 
 

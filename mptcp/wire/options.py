@@ -221,6 +221,8 @@ _BASE_PARSERS: dict[int, OptionParser] = {
 # Codecs plugged in by other packages (MPTCP, ENO, AccECN, ...) and the experimental kinds.
 _PARSERS: dict[int, OptionParser] = {}
 _EXPERIMENTAL: dict[int, OptionParser] = {}
+# Base kinds that a plugged-in codec replaced (the per-segment fast paths then step aside).
+_BASE_OVERRIDES: set[int] = set()
 
 
 def _parse_experimental(opt: bytes, off: int) -> TcpOption:
@@ -244,6 +246,8 @@ def register_option(kind: int, parser: OptionParser) -> None:
     """
     if not 2 <= kind <= 255 or kind in EXPERIMENTAL_KINDS:
         raise ValueError(f"cannot register option kind {kind}")
+    if kind in _BASE_PARSERS:
+        _BASE_OVERRIDES.add(kind)
     _PARSERS[kind] = parser
 
 
@@ -274,23 +278,29 @@ def parse_options(buf: bytes, base: int = 0) -> tuple[TcpOption, ...]:
     """Decode a TCP option list; ``base`` is its offset in the caller's buffer (for errors).
 
     RFC 9293 §3.2: EOL ends the list (bytes after it are kept as padding), NOP is one byte,
-    every other option has a length byte >= 2 that must fit in the list.  The commonest
-    well-formed options (timestamps, MSS, window scale, SACK-permitted) are decoded inline:
-    this loop runs for every segment.
+    every other option has a length byte >= 2 that must fit in the list.
     """
     if type(buf) is not bytes:
         buf = bytes(buf)
+    if len(buf) >= 12 and buf[:4] == b"\x01\x01\x08\x0a":
+        # NOP, NOP, Timestamps: how Linux starts the options of every non-SYN segment
+        return _parse_from(buf, 12, base, [NOP, NOP, _new(Timestamps, _unpack_ii(buf, 4))])
+    return _parse_from(buf, 0, base, [])
+
+
+def _parse_from(
+    buf: bytes, i: int, base: int, out: list[TcpOption]
+) -> tuple[TcpOption, ...]:
+    """The options of ``buf`` (bytes) from ``i`` on, after those already in ``out``.
+
+    The commonest well-formed options (timestamps, MSS, window scale, SACK-permitted) are
+    decoded inline: this loop runs for every segment.  Used by :func:`parse_options` and by
+    ``parse_segment``, which parses a leading NOP NOP Timestamps itself.
+    """
     new = _new
     parsers = _PARSERS
     n = len(buf)
     # Kinds are literals below (globals cost a dictionary lookup each, per option).
-    if n >= 12 and buf[:4] == b"\x01\x01\x08\x0a":
-        # NOP, NOP, Timestamps: how Linux starts the options of every non-SYN segment
-        out: list[TcpOption] = [NOP, NOP, new(Timestamps, _unpack_ii(buf, 4))]
-        i = 12
-    else:
-        out = []
-        i = 0
     append = out.append
     while i < n:
         kind = buf[i]

@@ -3,18 +3,38 @@
 ``parse_segment`` is the per-packet entry point of the stack (RFC 9293 §3.1 header, RFC 791 /
 RFC 8200 below it); ``Segment.to_bytes`` rebuilds the packet with every length and checksum
 recomputed, so a parsed valid packet serializes back to the same bytes.
+
+Both run for every packet, so both have a fast path for what Linux sends: IPv4 without
+options or IPv6 without extension headers, and TCP options that start NOP NOP Timestamps
+(RFC 7323 Appendix A; every segment but the SYNs) or, on a SYN, MSS, SACK-permitted,
+Timestamps, NOP, window scale (RFC 9293 §3.7.1, RFC 2018 §2, RFC 7323 §2.2).  The IP header,
+the TCP header and those options go through one ``struct`` call, the options after them
+through their codecs; anything else takes the general path, which also raises every error.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from struct import Struct
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 from mptcp.wire.checksum import payload_sum, verify
 from mptcp.wire.errors import WireError
 from mptcp.wire.ip import PROTO_TCP, IPHeader, IPv4Header, IPv6Header, parse_ipv4, parse_ipv6
-from mptcp.wire.options import NOP, TcpOption, parse_options
+from mptcp.wire.options import (
+    _BASE_OVERRIDES,
+    _PARSERS,
+    NOP,
+    SACK_PERMITTED,
+    Mss,
+    OptionParser,
+    SackPermitted,
+    TcpOption,
+    Timestamps,
+    WindowScale,
+    _parse_from,
+    parse_options,
+)
 from mptcp.wire.tcp import TcpHeader
 from mptcp.wire.value import wire_value
 
@@ -23,14 +43,33 @@ __all__ = ["Segment", "parse_segment", "checksum_ok"]
 _V4 = Struct("!BBHHHBBH4s4s")
 _V4_TCP_STRUCT = Struct("!BBHHHBBH4s4sHHIIHHHH")  # IPv4 without options, then TCP
 _V6_TCP_STRUCT = Struct("!IHBB16s16sHHIIHHHH")  # IPv6 fixed header, then TCP
+# ... followed by the first 12 option bytes read as NOP NOP Timestamps (kind 8, length 10)
+_V4_TCP_TS_STRUCT = Struct("!BBHHHBBH4s4sHHIIHHHHIII")
+_V6_TCP_TS_STRUCT = Struct("!IHBB16s16sHHIIHHHHIII")
 _V4_TCP = _V4_TCP_STRUCT.unpack_from
+_V4_TCP_TS = _V4_TCP_TS_STRUCT.unpack_from
+_V6_TCP_TS = _V6_TCP_TS_STRUCT.unpack_from
 _V6_TCP = _V6_TCP_STRUCT.unpack_from
 _V4_TCP_PACK = _V4_TCP_STRUCT.pack
 _V6_TCP_PACK = _V6_TCP_STRUCT.pack
+_V4_TCP_TS_PACK = _V4_TCP_TS_STRUCT.pack
+_V6_TCP_TS_PACK = _V6_TCP_TS_STRUCT.pack
+_join = b"".join
 _TCP = Struct("!HHIIHHHH")
+_TCP_PACK = _TCP.pack
+_II = Struct("!II").unpack_from
+_TS_HEAD = Struct("!III").pack  # NOP NOP kind length, TSval, TSecr
+# MSS, SACK-permitted, Timestamps, NOP, window scale: a Linux SYN's options (20 bytes)
+_SYN_OPTS = Struct("!HHIIIHBB").pack
 _from_bytes = int.from_bytes
 _new = tuple.__new__
 _PAD = (b"", b"\x00\x00\x00", b"\x00\x00", b"\x00")
+_NNTS = 0x0101080A  # NOP NOP kind 8 length 10 as one big-endian word
+_NNTS_SUM = 0x0101 + 0x080A  # its two 16-bit words, for the checksum
+# NOP padding after the last option -> the NOP values it parses to
+_NOP_PAD: dict[bytes, tuple[TcpOption, ...]] = {b"\x01" * k: (NOP,) * k for k in (1, 2, 3)}
+_nop_pad = _NOP_PAD.get
+_parser_for: Callable[[int], OptionParser | None] = _PARSERS.get
 
 
 @wire_value
@@ -41,22 +80,15 @@ class Segment(NamedTuple):
     tcp: TcpHeader
     payload: bytes = b""
 
-    def to_bytes(
-        self,
-        partial: bool = False,
-        _nop: TcpOption = NOP,
-        _pack: Callable[..., bytes] = _TCP.pack,
-        _int: Callable[[bytes, Literal["big"]], int] = int.from_bytes,
-        _psum: Callable[[bytes], int] = payload_sum,
-        _v4tcp: Callable[..., bytes] = _V4_TCP_PACK,
-        _v6tcp: Callable[..., bytes] = _V6_TCP_PACK,
-    ) -> bytes:
+    def to_bytes(self, partial: bool = False) -> bytes:
         """Wire bytes with IP length(s), IPv4 header checksum and TCP checksum recomputed.
 
         The TCP checksum (RFC 9293 §3.1) is computed from the header *fields*: a field at an
         even offset adds its value modulo 0xFFFF (2**16 = 1 mod 0xFFFF), so no header bytes are
-        built twice.  One function on purpose: this runs for every segment sent.  (The
-        keyword defaults bind globals to fast locals; callers never pass them.)
+        built twice.  Leading NOP NOP Timestamps (every non-SYN Linux segment) are packed
+        together with the IP and TCP headers, a SYN's MSS, SACK-permitted, Timestamps, NOP,
+        window scale in one more pack; the other options are serialized by their own
+        ``to_bytes()``.  One function on purpose: this runs for every segment sent.
 
         ``partial=True`` is for checksum offload (virtio-net ``NEEDS_CSUM``, Linux
         ``CHECKSUM_PARTIAL``): the TCP checksum field holds the folded, uncomplemented sum of
@@ -65,25 +97,56 @@ class Segment(NamedTuple):
         """
         ip, tcp, payload = self
         sport, dport, seq, ack, flags, window, _, urgent, options = tcp
-        opts = b"".join([b"\x01" if o is _nop else o.to_bytes() for o in options])
-        if len(opts) & 3:
-            opts += _PAD[len(opts) & 3]
-        hlen = 20 + len(opts)
+        nopt = len(options)
+        if nopt > 2 and type(options[2]) is Timestamps and options[0] is NOP and options[1] is NOP:
+            tsval, tsecr = options[2]
+            if nopt == 3:
+                opts = b""
+            else:
+                opts = options[3].to_bytes()
+                for o in options[4:]:  # mostly NOP padding
+                    opts += b"\x01" if o is NOP else o.to_bytes()
+            k = len(opts) & 3
+            if k:
+                opts += _PAD[k]
+            hlen = 32 + len(opts)
+            x = _NNTS_SUM + tsval + tsecr  # the 12 bytes before ``opts``
+            has_ts = True
+        else:
+            has_ts = False
+            tsval = tsecr = 0
+            if (nopt > 4 and type(options[0]) is Mss and type(options[4]) is WindowScale
+                    and type(options[2]) is Timestamps and options[3] is NOP
+                    and type(options[1]) is SackPermitted and 0 <= options[4][0] <= 0xFF):
+                # a SYN's MSS, SACK-permitted, Timestamps, NOP, window scale in one pack
+                tv, te = options[2]
+                opts = _SYN_OPTS(0x0204, options[0][0], 0x0402080A, tv, te, 0x0103, 3,
+                                 options[4][0])
+                for o in options[5:]:
+                    opts += b"\x01" if o is NOP else o.to_bytes()
+            else:
+                opts = _join([b"\x01" if o is NOP else o.to_bytes() for o in options])
+            k = len(opts) & 3
+            if k:
+                opts += _PAD[k]
+            hlen = 20 + len(opts)
+            x = 0
         if hlen > 60:
-            raise WireError(12, f"TCP options of {len(opts)} bytes exceed 40")
+            raise WireError(12, f"TCP options of {hlen - 20} bytes exceed 40")
         off_flags = (hlen << 10) | flags
         tcp_len = hlen + len(payload)
         src = ip.src
         dst = ip.dst
-        addrs = _int(src, "big") + _int(dst, "big")
+        addrs = _from_bytes(src + dst, "big")  # 2**32 = 1 mod 0xFFFF: the same as adding them
         if partial:
             x = (addrs + 6 + tcp_len) % 0xFFFF
             tsum = x if x else 0xFFFF
         else:
-            x = (addrs + 6 + tcp_len + sport + dport + seq + ack + off_flags + window + urgent
-                 + _int(opts, "big"))
+            # the fields below 2**30 first: CPython adds those without its multi-digit path
+            x += (sport + dport + off_flags + window + urgent + tcp_len + 6 + seq + ack + addrs
+                  + _from_bytes(opts, "big"))
             if payload:
-                x += _psum(payload)
+                x += payload_sum(payload)
             x %= 0xFFFF
             tsum = 0xFFFF - x if x else 0
         if type(ip) is IPv4Header:
@@ -91,28 +154,36 @@ class Segment(NamedTuple):
             tos, _, ident, ff, ttl, proto, _, _, _, ipopts = ip
             if not ipopts:
                 total = 20 + tcp_len
-                x = (0x4500 | tos) + total + ident + ff + ((ttl << 8) | proto) + addrs
-                x %= 0xFFFF
-                return b"".join((
-                    _v4tcp(0x45, tos, total, ident, ff, ttl, proto, 0xFFFF - x if x else 0,
-                           src, dst, sport, dport, seq, ack, off_flags, window, tsum, urgent),
-                    opts,
-                    payload,
-                ))
+                x = ((0x4500 | tos) + total + ident + ff + ((ttl << 8) | proto) + addrs) % 0xFFFF
+                if not has_ts:
+                    head = _V4_TCP_PACK(
+                        0x45, tos, total, ident, ff, ttl, proto, 0xFFFF - x if x else 0, src,
+                        dst, sport, dport, seq, ack, off_flags, window, tsum, urgent)
+                else:
+                    head = _V4_TCP_TS_PACK(
+                        0x45, tos, total, ident, ff, ttl, proto, 0xFFFF - x if x else 0, src,
+                        dst, sport, dport, seq, ack, off_flags, window, tsum, urgent, _NNTS,
+                        tsval, tsecr)
+                return _join((head, opts, payload))
         elif type(ip) is IPv6Header and not ip.ext:
             tc, flow, _, nh, hop, _, _, _, _ = ip
-            return b"".join((
-                _v6tcp(0x60000000 | (tc << 20) | flow, tcp_len, nh, hop, src, dst,
-                       sport, dport, seq, ack, off_flags, window, tsum, urgent),
-                opts,
-                payload,
-            ))
-        return b"".join((
+            if not has_ts:
+                head = _V6_TCP_PACK(
+                    0x60000000 | (tc << 20) | flow, tcp_len, nh, hop, src, dst, sport, dport,
+                    seq, ack, off_flags, window, tsum, urgent)
+            else:
+                head = _V6_TCP_TS_PACK(
+                    0x60000000 | (tc << 20) | flow, tcp_len, nh, hop, src, dst, sport, dport,
+                    seq, ack, off_flags, window, tsum, urgent, _NNTS, tsval, tsecr)
+            return _join((head, opts, payload))
+        return _join((
             ip.build(tcp_len),
-            _pack(sport, dport, seq, ack, off_flags, window, tsum, urgent),
+            _TCP_PACK(sport, dport, seq, ack, off_flags, window, tsum, urgent),
+            _TS_HEAD(_NNTS, tsval, tsecr) if has_ts else b"",
             opts,
             payload,
         ))
+
 
 
 def parse_segment(buf: bytes) -> Segment:
@@ -120,9 +191,79 @@ def parse_segment(buf: bytes) -> Segment:
 
     Checksums are not verified here (see :func:`checksum_ok`); trailing bytes past the IP
     length (link-layer padding) are ignored.  Anything malformed raises ``WireError``.
+
+    Fast path: an IPv4 header without options or an IPv6 header right before TCP, TCP options
+    starting NOP NOP Timestamps or a SYN's MSS, SACK-permitted, Timestamps, NOP, window scale
+    (decoded from the same unpack as the headers), then an option with a registered codec and
+    NOP padding, all checks passing; other options after that go to the general option loop.
+    Anything else goes to the general parser, which gives the same values for valid packets
+    and raises the errors.  (A codec registered for a base kind turns the SYN layout off.)
     """
     if type(buf) is not bytes:
         buf = bytes(buf)
+    n = len(buf)
+    if n >= 52 and buf[0] == 0x45:  # IPv4, no IP options: IP, TCP and 12 option bytes at once
+        (_, tos, total, ident, ff, ttl, proto, csum, src, dst, sport, dport, seq, ack,
+         off_flags, window, tcsum, urg, nnts, tsval, tsecr) = _V4_TCP_TS(buf)
+        data = 20 + ((off_flags >> 12) << 2)
+        if data < 40 or not data <= total <= n or proto != 6 or ff & 0x3FFF:
+            return _parse_general(buf)
+        ip: IPHeader = _new(IPv4Header, (tos, total, ident, ff, ttl, 6, csum, src, dst, b""))
+        o = 40
+        end = total
+    elif n >= 72 and buf[6] == 6 and buf[0] >> 4 == 6:  # IPv6, TCP right after the header
+        (vtf, plen, _, hlim, src, dst, sport, dport, seq, ack, off_flags, window, tcsum, urg,
+         nnts, tsval, tsecr) = _V6_TCP_TS(buf)
+        data = 40 + ((off_flags >> 12) << 2)
+        end = 40 + plen
+        if data < 60 or not data <= end <= n:
+            return _parse_general(buf)
+        ip = _new(IPv6Header, ((vtf >> 20) & 0xFF, vtf & 0xFFFFF, plen, 6, hlim, src, dst, b"", 6))
+        o = 60
+    else:
+        return _parse_general(buf)
+    # TCP options, RFC 9293 §3.2: the leading options Linux sends, decoded from the unpack
+    head: tuple[TcpOption, ...] = ()
+    if nnts == _NNTS:  # NOP NOP Timestamps (RFC 7323 Appendix A)
+        j = o + 12
+        if j <= data:
+            head = (NOP, NOP, _new(Timestamps, (tsval, tsecr)))
+    elif nnts >> 16 == 0x0204 and tsval == 0x0402080A and not _BASE_OVERRIDES:
+        # a SYN: MSS, SACK-permitted, Timestamps (its TSval unpacked as ``tsecr``), NOP, WS
+        j = o + 20
+        if j <= data:
+            ecr, nws = _II(buf, o + 12)
+            if nws >> 8 == 0x010303:
+                head = (_new(Mss, (nnts & 0xFFFF,)), SACK_PERMITTED,
+                        _new(Timestamps, (tsecr, ecr)), NOP, _new(WindowScale, (nws & 0xFF,)))
+    if not head:
+        topts = _parse_from(buf[o:data], 0, o, []) if data > o else ()
+    elif j == data:
+        topts = head
+    else:
+        # then one option with a registered codec (DSS, MP_CAPABLE, AccECN, ...), NOP padding
+        parser = _parser_for(buf[j])
+        if parser is None or j + 1 >= data:
+            topts = _parse_from(buf[o:data], j - o, o, list(head))
+        else:
+            e = j + buf[j + 1]
+            if e == data:
+                topts = (*head, parser(buf[j:data], j))
+            elif j + 2 <= e < data:
+                opt = parser(buf[j:e], j)
+                pad = _nop_pad(buf[e:data])
+                if pad is not None:
+                    topts = (*head, opt, *pad)
+                else:  # more options: the general loop from there on
+                    topts = _parse_from(buf[o:data], e - o, o, [*head, opt])
+            else:
+                topts = _parse_from(buf[o:data], j - o, o, list(head))
+    tcp = _new(TcpHeader, (sport, dport, seq, ack, off_flags & 0xFFF, window, tcsum, urg, topts))
+    return _new(Segment, (ip, tcp, buf[data:end]))
+
+
+def _parse_general(buf: bytes) -> Segment:
+    """:func:`parse_segment` for any packet (``buf`` is bytes); raises every error."""
     n = len(buf)
     if not n:
         raise WireError(0, "empty packet")

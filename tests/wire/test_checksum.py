@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -61,3 +63,19 @@ def test_pseudo_header_v4_matches_byte_layout() -> None:
     tcp = bytes(range(21))
     layout = src + dst + b"\x00\x06" + len(tcp).to_bytes(2, "big")
     assert internet_checksum(tcp, pseudo_v4(src, dst, 6, len(tcp))) == naive(layout + tcp)
+
+
+@pytest.mark.rfc("1071", "4.1")
+def test_payload_sum_every_length() -> None:
+    """The folds of ``payload_sum`` (unrolled up to 1500 bytes, a loop above) keep the sum
+    modulo 0xFFFF, keep zero apart from non-zero, and end below 2**2064."""
+    from mptcp.wire.checksum import payload_sum
+
+    rng = random.Random(1071)
+    for n in [*range(0, 3100), 9000, 9001, 65535]:
+        for data in (rng.randbytes(n), b"\xff" * n, bytes(n)):
+            full = int.from_bytes(data, "big") << (8 * (n & 1))
+            got = payload_sum(data)
+            assert got % 0xFFFF == full % 0xFFFF and (got == 0) == (full == 0), n
+            assert 0 <= got < 1 << 2064, n
+            assert payload_sum(memoryview(data)) == got

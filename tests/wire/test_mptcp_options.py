@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+from typing import cast
 
 import pytest
 from hypothesis import given
@@ -347,6 +348,21 @@ def test_dss_infinite_mapping_and_linux_data_fin() -> None:
     raw = fin.to_bytes()
     assert raw[3] == 0x1C and len(raw) == 18 and _parse(raw) == fin
     assert not fin.is_infinite_mapping and fin.has_mapping
+
+
+@pytest.mark.rfc("8684", "3.3")
+def test_dss_layout_cache_needs_the_length_byte() -> None:
+    """Decoded layouts are cached by the first four bytes; a buffer whose length byte is not
+    its length, a bytearray or a memoryview still decodes by its actual length."""
+    v = Dss(data_ack=1, dsn=2, ssn=3, data_level_length=4, ack64=True, dsn64=True)
+    raw = v.to_bytes()
+    assert parse_mptcp_option(raw, 0) == v  # cached now
+    assert parse_mptcp_option(cast(bytes, bytearray(raw)), 0) == v
+    assert parse_mptcp_option(cast(bytes, memoryview(raw)), 0) == v
+    assert parse_mptcp_option(raw[:1] + bytes((40,)) + raw[2:], 0) == v
+    assert parse_mptcp_option(b"\x00" + raw[1:], 0) == v
+    _assert_wire_error(raw[:-1])
+    _assert_wire_error(raw + b"\x00")
 
 
 @pytest.mark.rfc("8684", "3.3")

@@ -27,7 +27,7 @@ from mptcp.wire.options import (
 )
 from tests.strategies import base as sb
 
-CODECS = {
+CODECS: dict[str, tuple[st.SearchStrategy[TcpOption], int]] = {
     "mss": (sb.mss, 2), "window_scale": (sb.window_scale, 3),
     "sack_permitted": (sb.sack_permitted, 4), "sack": (sb.sack, 5),
     "timestamps": (sb.timestamps, 8), "fast_open": (sb.fast_open, 34),
@@ -84,7 +84,7 @@ def test_option_list_roundtrip(opts: tuple[TcpOption, ...]) -> None:
 
 
 def test_values_of_different_types_differ() -> None:
-    assert Mss(7) != WindowScale(7)
+    assert Mss(7) != WindowScale(7)  # type: ignore[comparison-overlap]
     assert Mss(7) == Mss(7) and hash(Mss(7)) == hash(Mss(7))
     assert Mss(7) != (7,)
 

@@ -11,7 +11,7 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment
 
 from mptcp.wire.errors import WireError
-from mptcp.wire.ip import ECN_CE, IPv4Header, ipv4, ipv6
+from mptcp.wire.ip import ECN_CE, IPv4Header, IPv6Header, ipv4, ipv6
 from mptcp.wire.segment import Segment, checksum_ok, parse_segment
 from mptcp.wire.tcp import ACK, AE, CWR, ECE, SYN, TcpHeader, flags_text, parse_tcp
 from tests.strategies import base as sb
@@ -96,6 +96,7 @@ def test_ipv6_extension_headers_walked_and_kept() -> None:
     pkt = IPv6(src="fd00::1", dst="fd00::2") / IPv6ExtHdrDestOpt() / TCP(sport=7, dport=9)
     raw = bytes(pkt)
     seg = parse_segment(raw)
+    assert isinstance(seg.ip, IPv6Header)
     assert seg.tcp.sport == 7 and seg.ip.next_header == 60 and len(seg.ip.ext) == 8
     assert seg.to_bytes() == raw
     frag = bytes(IPv6(src="fd00::1", dst="fd00::2") / IPv6ExtHdrFragment(offset=3) / TCP())

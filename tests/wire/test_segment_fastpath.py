@@ -1,0 +1,154 @@
+"""The per-segment fast paths of ``parse_segment`` / ``Segment.to_bytes`` against the general
+code: the option layouts Linux sends (RFC 7323 Appendix A NOP NOP Timestamps; a SYN's MSS,
+SACK-permitted, Timestamps, NOP, window scale), then extension options and NOP padding, must
+give exactly what the general parser and serializer give, errors included."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import mptcp.wire.options as wire_options
+from mptcp.wire.errors import WireError
+from mptcp.wire.ip import IPv4Header, ipv4, ipv6
+from mptcp.wire.options import (
+    NOP,
+    SACK_PERMITTED,
+    Mss,
+    SackPermitted,
+    TcpOption,
+    Timestamps,
+    UnknownOption,
+    WindowScale,
+)
+from mptcp.wire.segment import Segment, _parse_general, checksum_ok, parse_segment
+from mptcp.wire.tcp import SYN, TcpHeader
+from tests.strategies import base as sb
+from tests.strategies import ext as se
+from tests.strategies import mptcp as sm
+
+_extension = st.one_of(sm.any_mptcp_option(), se.accecn_options(), se.eno_options(),
+                       sb.base_option)
+
+
+@st.composite
+def linux_option_lists(draw: Any) -> tuple[TcpOption, ...]:
+    """NOP NOP Timestamps (or a Linux SYN's five options), then extension options, NOPs."""
+    if draw(st.booleans()):
+        opts: list[TcpOption] = [NOP, NOP, draw(sb.timestamps)]
+    else:
+        opts = [draw(sb.mss), draw(st.sampled_from((SACK_PERMITTED, SackPermitted()))),
+                draw(sb.timestamps), NOP, draw(sb.window_scale)]
+    used = sum(len(o.to_bytes()) for o in opts)
+    for _ in range(draw(st.integers(0, 3))):
+        opt = draw(_extension)
+        size = len(opt.to_bytes())
+        if used + size <= 40:
+            opts.append(opt)
+            used += size
+    opts.extend([NOP] * (-used % 4))
+    return tuple(opts)
+
+
+@st.composite
+def linux_segments(draw: Any) -> Segment:
+    ip = draw(st.one_of(sb.ipv4_headers, sb.ipv6_headers))
+    tcp = draw(sb.tcp_headers())._replace(options=draw(linux_option_lists()))
+    return Segment(ip, tcp, draw(st.binary(max_size=1600)))
+
+
+def _generic(seg: Segment) -> Segment:
+    """The same segment with its base options as UnknownOption: same bytes, general path."""
+    plain = (Timestamps, Mss, WindowScale, SackPermitted)
+    opts = tuple(UnknownOption(o.to_bytes()[0], o.to_bytes()[2:]) if type(o) in plain else o
+                 for o in seg.tcp.options)
+    return seg._replace(tcp=seg.tcp._replace(options=opts))
+
+
+def _outcome(fn: Any, raw: bytes) -> tuple[Any, ...]:
+    try:
+        seg = fn(raw)
+    except WireError as e:
+        return ("error", e.offset, e.reason)
+    return ("ok", seg, [type(o) for o in seg.tcp.options])
+
+
+@pytest.mark.codec_fuzz
+@pytest.mark.rfc("7323", "3.2")
+@given(linux_segments())
+def test_fast_paths_equal_the_general_code(seg: Segment) -> None:
+    raw = seg.to_bytes()
+    assert raw == _generic(seg).to_bytes()
+    assert seg.to_bytes(partial=True) == _generic(seg).to_bytes(partial=True)
+    assert checksum_ok(raw)
+    assert _outcome(parse_segment, raw) == _outcome(_parse_general, raw)
+    assert parse_segment(raw).to_bytes() == raw
+
+
+@pytest.mark.codec_fuzz
+@given(linux_segments(), st.randoms(use_true_random=False))
+def test_fast_paths_fail_like_the_general_code(seg: Segment, rng: random.Random) -> None:
+    """Bytes flipped in the headers and options, or the packet cut: the same value or the
+    same WireError (offset and reason) from both parsers."""
+    raw = bytearray(seg.to_bytes())
+    hlen = 20 if isinstance(seg.ip, IPv4Header) else 40
+    for _ in range(rng.randint(1, 3)):
+        pos = rng.randrange(min(len(raw), hlen + 60))
+        raw[pos] = rng.choice((0, 1, 2, 3, 4, 8, 10, 30, 174, 255, rng.randrange(256)))
+    if rng.random() < 0.3:
+        raw = raw[: rng.randrange(len(raw) + 1)]
+    assert _outcome(parse_segment, bytes(raw)) == _outcome(_parse_general, bytes(raw))
+
+
+@pytest.mark.rfc("9293", "3.7.1")
+def test_registered_base_codec_replaces_the_syn_fast_path(monkeypatch: Any) -> None:
+    """A codec plugged in for a base kind (here MSS) is used for a SYN's options too."""
+    seg = Segment(ipv4(bytes(4), bytes(4)), TcpHeader(
+        1, 2, 3, 0, SYN, 5, 0, 0, (Mss(1460), SACK_PERMITTED, Timestamps(7, 0), NOP,
+                                   WindowScale(7))))
+    raw = seg.to_bytes()
+    assert parse_segment(raw).tcp.options[0] == Mss(1460)
+    custom = UnknownOption(2, b"\x05\xb4")
+    monkeypatch.setitem(wire_options._PARSERS, 2, lambda opt, off: custom)
+    wire_options._BASE_OVERRIDES.add(2)  # what register_option(2, ...) records
+    try:
+        assert parse_segment(raw).tcp.options[0] is custom
+        assert _outcome(parse_segment, raw) == _outcome(_parse_general, raw)
+    finally:
+        wire_options._BASE_OVERRIDES.discard(2)
+    assert parse_segment(raw).tcp.options[0] == Mss(1460)
+
+
+def test_registering_a_base_kind_is_recorded(monkeypatch: Any) -> None:
+    overrides: set[int] = set()
+    monkeypatch.setattr(wire_options, "_PARSERS", dict(wire_options._PARSERS))
+    monkeypatch.setattr(wire_options, "_BASE_OVERRIDES", overrides)
+    wire_options.register_option(99, lambda opt, off: UnknownOption(99))
+    assert overrides == set()
+    wire_options.register_option(5, lambda opt, off: UnknownOption(5))
+    assert overrides == {5}
+
+
+@pytest.mark.parametrize("syn", [False, True])
+@pytest.mark.parametrize("v6", [False, True])
+def test_crafted_option_tails(syn: bool, v6: bool) -> None:
+    """Every 4-byte tail after the leading options from a small alphabet of kinds, lengths
+    and bytes (lengths 0 and 1, overruns, NOPs that look like padding, EOL): both parsers
+    agree."""
+    head: tuple[TcpOption, ...] = (
+        (Mss(1460), SACK_PERMITTED, Timestamps(1, 2), NOP, WindowScale(7)) if syn
+        else (NOP, NOP, Timestamps(1, 2)))
+    ip = ipv6(bytes(16), bytes(16)) if v6 else ipv4(bytes(4), bytes(4))
+    base = Segment(ip, TcpHeader(1, 2, 3, 4, SYN, 5, 0, 0, (*head, UnknownOption(99, b"xy"))),
+                   b"payload").to_bytes()
+    at = len(base) - len(b"payload") - 4
+    for kind in (0, 1, 5, 8, 30, 174):
+        for length in (0, 1, 2, 3, 4, 5, 8):
+            for b2 in (0, 1, 0x20):
+                for b3 in (0, 1):
+                    raw = base[:at] + bytes((kind, length, b2, b3)) + base[at + 4:]
+                    assert _outcome(parse_segment, raw) == _outcome(_parse_general, raw), raw[at:]
