@@ -335,18 +335,12 @@ def setup_two_path_pair(
     links: path 1 joins the 10.0.0.0/24 addresses, path 2 the 10.0.1.0/24 ones (the
     simulator routes by destination, so a subflow 10.0.1.1 -> 10.0.1.2 takes path 2).  The
     client connects to 10.0.0.2; the path managers decide about more subflows."""
-    cstack = MptcpStack([CLIENT_ADDR, CLIENT_ADDR2], random.Random(f"mp2/{seed}/client"),
-                        config=tcp_config, mptcp=client_mptcp, pm=client_pm)
-    sstack = MptcpStack([SERVER_ADDR, SERVER_ADDR2], random.Random(f"mp2/{seed}/server"),
-                        config=tcp_config, mptcp=server_mptcp, pm=server_pm)
     client = Peer("client", size_ab, seed=seed, connect=(SERVER_ADDR, SERVER_PORT), keep=keep)
     server = Peer("server", size_ba, seed=seed + 1, keep=keep)
-    hc = sim.add_host("client", MptcpAppHost(cstack, [client]))
-    hs = sim.add_host("server", MptcpAppHost(sstack, [server]))
-    l1 = sim.add_link(hc.add_interface("eth0", CLIENT_ADDR),
-                      hs.add_interface("eth0", SERVER_ADDR), path1)
-    l2 = sim.add_link(hc.add_interface("eth1", CLIENT_ADDR2),
-                      hs.add_interface("eth1", SERVER_ADDR2), path2)
+    _, _, (l1, l2) = setup_multipath_pair(
+        sim, [client], [server], paths=(path1, path2), seed=seed, client_pm=client_pm,
+        server_pm=server_pm, client_mptcp=client_mptcp, server_mptcp=server_mptcp,
+        tcp_config=tcp_config)
     return client, server, l1, l2
 
 

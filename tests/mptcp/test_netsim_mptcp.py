@@ -313,13 +313,13 @@ def test_splitter_mapping_spans_segments(options: SplitOptions, params: LinkPara
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "every data segment carries a mapping of its own bytes only (SubflowExt), so a coalesced "
-    "segment keeping one segment's DSS leaves the other bytes unmapped (RFC 8684 §6: 'drop "
-    "options during segment coalescing'); as the segment does carry a DSS, the receiver "
-    "neither falls back nor resets: both ends stall until the test's 120 s bound (a hang). "
-    "Mappings covering the whole chunk handed to the subflow, repeated on every segment (as "
-    "Linux does), would survive coalescing; unmapped in-order bytes should be treated as "
-    "broken (§3.7) even when the segment carries a DSS for other bytes"))
+    "a data segment carries the mapping of the unit (<= 64 KB) it belongs to; a coalescer "
+    "keeping one segment's options can merge a whole one-segment unit (a short send) into "
+    "a segment of another unit, so that unit's mapping never arrives (RFC 8684 §6: 'drop "
+    "options during segment coalescing'); the bytes wait unmapped in the subflow while the "
+    "segment's DSS maps other bytes, so the receiver neither falls back nor resets: both "
+    "ends stall until the test's bound.  Unmapped in-order bytes next to mapped ones should "
+    "be treated as broken (§3.7) after a timeout"))
 @pytest.mark.rfc("8684", "3.3")
 @pytest.mark.parametrize("options", [CoalesceOptions.LAST, CoalesceOptions.FIRST])
 def test_coalescer_segments_with_several_mappings(options: CoalesceOptions) -> None:
