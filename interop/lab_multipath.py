@@ -224,7 +224,8 @@ def subflow_bytes(conn: Any) -> list[dict[str, Any]] | None:
     if info is None:
         return None
     return [{k: sf[k] for k in ("id", "local", "remote", "backup", "peer_backup", "closed",
-                                "bytes_sent", "bytes_received")} for sf in info()]
+                                "state", "usable", "stale", "bytes_sent", "bytes_received")}
+            for sf in info()]
 
 
 def _subflows_from(conn: Any, local: str) -> list[Any]:

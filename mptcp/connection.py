@@ -189,7 +189,9 @@ class MptcpConnection:
         self.close_started: float | None = None
         self.last_progress = now
         self.peer_edge: int | None = None  # DATA_ACK + window: the peer's data-level edge
-        self.dack_at = now  # the last DATA_ACK progress (data-level retransmission timer)
+        # the data-level retransmission timer (transfer.data_rtx_timer): started at the last
+        # DATA_ACK progress or when data went out with none outstanding; None: disarmed
+        self.dack_at: float | None = None
         self.data_rto = 0.0  # its current timeout (0: not backed off)
         self.subflow_closing = False
         self.fastclose_pending = False  # our RSTs carry MP_FASTCLOSE (RFC 8684 §3.5)
@@ -292,6 +294,9 @@ class MptcpConnection:
         d = self._close_deadline()
         if d is not None:
             out.append(d)
+        d = transfer.data_rtx_deadline(self)
+        if d is not None:
+            out.append(d)
         for ann in self.announced.values():
             if ann.retx_at is not None and not ann.echoed and not ann.due:
                 out.append(ann.retx_at)
@@ -385,7 +390,10 @@ class MptcpConnection:
             multipath.check_subflows(self, now)
             multipath.control_timers(self, now)
             self._pump_receive()
+            transfer.data_rtx_timer(self, now)
             self._pump_send()
+            if self.dack_at is None and self.sendbuf.una != self.sendbuf.nxt:
+                self.dack_at = now  # new data out: the data-level timer starts
             self._closing(now)
             self._all_gone()
         elif self.close_started is not None and \

@@ -115,6 +115,7 @@ _OWN: dict[str, str] = {
     "DataFinIgnored": "DATA_FIN not acted on (out of window / beyond the data received)",
     "DataAckBeyondNxt": "DATA_ACKs for data never sent, ignored (§3.3.2)",
     "DataAckOld": "DATA_ACKs below the data-level SND.UNA, ignored",
+    "DataRtxTimeout": "data-level retransmission timeouts: no DATA_ACK progress (§3.3.6)",
     "MappingInvalid": "DSS mappings rejected as invalid (§3.3.1)",
     "MappingChecksumMissing": "mappings without a checksum when checksums are in use "
                               "(§3.3.1)",

@@ -8,6 +8,9 @@
   (one path: the whole send buffer; several: about a congestion window each), never beyond
   the peer's data-level window (DATA_ACK + window); a failed or stale subflow's data goes
   again on another one (reinjection).
+- RFC 8684 §3.3.6: the data-level retransmission timer -- data a subflow delivered but the
+  peer never DATA_ACKed (its receiver dropped it, or the subflow it went on died) is sent
+  again, as Linux's MPTCP-level retransmission does, on a subflow with nothing outstanding.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ if TYPE_CHECKING:
     from mptcp.multipath import Subflow
 
 __all__ = ["pump_receive", "receive_from", "receive_checked", "send_chunk", "allowance",
-           "usable", "pump_send", "pump_reinject"]
+           "usable", "pump_send", "pump_reinject", "data_rtx_deadline", "data_rtx_timer"]
 
 _MASK64 = (1 << 64) - 1
 S = TcpState
@@ -217,3 +220,59 @@ def pump_reinject(mc: MptcpConnection, cands: list[Subflow]) -> None:
             mc.reinject.popleft()
         if taken < k or taken == 0:
             return
+
+
+# --- the data-level retransmission timer (RFC 8684 §3.3.6) ----------------------------------
+_DATA_RTO_MIN = 0.2  # Linux's TCP_RTO_MIN, its MPTCP timer's floor
+_DATA_RTO_MAX = 60.0
+
+
+def _data_rto(mc: MptcpConnection) -> float:
+    """The timeout in effect: backed off after a retransmission, else the largest subflow
+    RTO (Linux's ``mptcp_set_timeout``), at least 200 ms."""
+    if mc.data_rto:
+        return mc.data_rto
+    rtos = [sf.conn.rtt.rto for sf in mc.subs if sf.conn.state in _OPEN]
+    return min(max(max(rtos, default=1.0), _DATA_RTO_MIN), _DATA_RTO_MAX)
+
+
+def data_rtx_deadline(mc: MptcpConnection) -> float | None:
+    """When the data-level retransmission timer fires (None: nothing outstanding)."""
+    sb = mc.sendbuf
+    if sb.una == sb.nxt or mc.dack_at is None or mc.fallback is not None \
+            or mc.failed is not None:
+        return None
+    return mc.dack_at + _data_rto(mc)
+
+
+def data_rtx_timer(mc: MptcpConnection, now: float) -> None:
+    """Run the timer: armed while data is outstanding, restarted by DATA_ACK progress
+    (:meth:`~mptcp.connection.MptcpConnection.on_data_ack`).  On expiry the first
+    un-DATA_ACKed bytes (one mapping's worth) go again on a usable subflow whose own queue is
+    empty -- the subflow acknowledged everything it carried, so only the data level can repair
+    the hole (Linux's ``__mptcp_retrans`` picks subflows the same way) -- and the timeout
+    doubles until DATA_ACK progress; with no such subflow it is only re-armed."""
+    sb = mc.sendbuf
+    if sb.una == sb.nxt:
+        mc.dack_at = None  # disarmed: re-armed from the next new data
+        return
+    if mc.dack_at is None:
+        mc.dack_at = now
+        return
+    deadline = data_rtx_deadline(mc)
+    if deadline is None or now < deadline:
+        return
+    timeout = _data_rto(mc)
+    mc.dack_at = now
+    idle = [sf for sf in mc._usable() if sf.conn.sendbuf.end == sf.conn.snd_una]
+    if not idle:
+        return
+    mc.mib.incr("MPTcpExtDataRtxTimeout")
+    best = min(idle, key=lambda s: (s.is_backup, s.srtt))
+    n = min((sb.nxt - sb.una) & _MASK64, best.unit, max(best.room, 0))
+    if n <= 0:
+        return
+    taken = mc._send_chunk(best, sb.una, sb.peek(sb.una, n))
+    if taken:
+        mc.mib.incr("MPTcpExtMPTCPRetrans")
+        mc.data_rto = min(2 * timeout, _DATA_RTO_MAX)

@@ -36,7 +36,7 @@ from typing import Any
 import pytest
 
 from interop import linux_pm as lpm
-from interop.linux_peer import LinuxPeer, PeerResult
+from interop.linux_peer import LinuxPeer, PeerError, PeerResult
 from interop.our_peer import OurPeer, start_on_two_paths
 from interop.payload import expected_sha256
 from interop.topology import Topology, TwoPaths, progress_stall, skip_reason, two_paths
@@ -129,8 +129,8 @@ def _transfer(tp: TwoPaths, *, ours_role: str, extra: tuple[str, ...] = (),
             with o:
                 if during is not None:
                     during(o, k)
-                ours = o.result(wait)
-            kernel = k.result(wait)
+                ours = _result(o, o, k, wait)
+            kernel = _result(k, o, k, wait)
     else:
         o = start_on_two_paths(tp, "server", port=PORT, mode="duplex", nbytes=nbytes,
                                seed=SEED_OURS, timeout=timeout, extra=more)
@@ -140,8 +140,8 @@ def _transfer(tp: TwoPaths, *, ours_role: str, extra: tuple[str, ...] = (),
                                  seed=SEED_KERNEL, **kw) as k:
                 if during is not None:
                     during(o, k)
-                kernel = k.result(wait)
-            ours = o.result(wait)
+                kernel = _result(k, o, k, wait)
+            ours = _result(o, o, k, wait)
     run = Run(ours, o.done_event or {}, list(o.events), kernel, list(k.events),
               _delta(before, _netstat(tp.peer_ns)))
     assert ours.error is None, (ours.error, ours.stderr[-3000:])
@@ -156,6 +156,16 @@ def _transfer(tp: TwoPaths, *, ours_role: str, extra: tuple[str, ...] = (),
     for act in run.actions():
         assert act["error"] is None, act
     return run
+
+
+def _result(peer: OurPeer | LinuxPeer, o: OurPeer, k: LinuxPeer, wait: float) -> PeerResult:
+    """``peer.result(wait)``; on a time-out, with where both ends' progress last stood."""
+    try:
+        return peer.result(wait)
+    except PeerError as e:
+        last = [next((ev for ev in reversed(list(p.events)) if ev.get("event") == "progress"),
+                     None) for p in (o, k)]
+        raise PeerError(f"{e}; our last progress: {last[0]}; the kernel's: {last[1]}") from None
 
 
 def _split(tp: TwoPaths, subflows: list[dict[str, Any]], field: str, side: str,
@@ -339,7 +349,7 @@ def test_d_we_announce_kernel_joins(topo: Topology, how: str) -> None:
 
 # -- (e) MP_PRIO and REMOVE_ADDR in both directions --------------------------------------------
 
-T_PRIO, T_REMOVE = 0.8, 1.6
+T_PRIO, T_REMOVE = 0.8, 2.0
 
 
 def _growth(run: Run, path_of: Callable[[str], int | None], field: str, t0: float,
@@ -361,6 +371,22 @@ def _growth(run: Run, path_of: Callable[[str], int | None], field: str, t0: floa
     return {p: b[p] - a[p] for p in (1, 2)}
 
 
+def _quiet_tail(run: Run, path_of: Callable[[str], int | None], field: str, t0: float,
+                t1: float, path: int) -> float:
+    """How long before ``t1`` our per-subflow ``field`` on ``path`` last grew, looking no
+    further back than ``t0`` (``t1 - t0`` when it never grew in between)."""
+    prog = sorted((ev for ev in run.our_events if ev.get("event") == "progress"
+                   and ev["t"] <= t1), key=lambda e: e["t"])
+    last, prev = t0, None
+    for ev in prog:
+        v = sum(sf[field] for sf in ev.get("subflow_bytes", [])
+                if path_of(sf["local"].rsplit(":", 1)[0]) == path)
+        if prev is not None and v != prev and ev["t"] > t0:
+            last = ev["t"]
+        prev = v
+    return t1 - last
+
+
 @pytest.mark.rfc("8684", "3.3.8")
 def test_e_we_send_mp_prio_and_remove_addr(topo: Topology) -> None:
     tp = _paths(topo)
@@ -372,8 +398,14 @@ def test_e_we_send_mp_prio_and_remove_addr(topo: Topology) -> None:
     acts = {a["action"].split(":", 1)[1].split("=")[0]: a["t"] for a in run.actions()}
     assert set(acts) == {"backup", "remove"}
     moved = _growth(run, tp.path_of, "bytes_received", acts["backup"] + 0.2, acts["remove"])
-    print(f"received per path after our MP_PRIO, before REMOVE_ADDR: {moved}")
-    assert moved[1] > MB // 2 and moved[2] < moved[1] // 10, moved  # the kernel obeyed
+    quiet = _quiet_tail(run, tp.path_of, "bytes_received", acts["backup"], acts["remove"], 2)
+    print(f"received per path after our MP_PRIO, before REMOVE_ADDR: {moved}; nothing more "
+          f"on path 2 for the last {quiet:.2f} s")
+    # the kernel obeyed: what it had queued on path 2 before our MP_PRIO reached it may
+    # still arrive for a while (longer when this machine is busy and our stack lags), then
+    # path 2 falls silent while path 1 carries the data
+    assert moved[1] > MB // 2 and moved[2] < moved[1] // 3, moved
+    assert quiet >= 0.4, (quiet, moved)
     sent = _growth(run, tp.path_of, "bytes_sent", acts["backup"] + 0.2, acts["remove"])
     assert sent[2] < sent[1] // 10, sent  # and so did our scheduler
     sf2 = next(sf for sf in run.done["subflows"] if sf["local_id"] == 3)
