@@ -153,36 +153,57 @@ def _scapy_rebuild() -> Callable[[bytes], bytes]:
     return rebuild
 
 
-def _rate(fn: Callable[[bytes], bytes], mix: list[bytes], min_seconds: float) -> float:
-    done = 0
-    start = time.perf_counter()
-    while True:
-        for raw in mix:
-            fn(raw)
-        done += len(mix)
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_seconds:
-            return done / elapsed
+def _interleaved(scapy: Callable[[bytes], bytes], mix: list[bytes],
+                 min_seconds: float) -> tuple[float, float]:
+    """(ours, scapy) segments per second, timed in alternating slices of a few ms each.
 
-
-def _rate_ours(mix: list[bytes], min_seconds: float) -> float:
-    """:func:`_rate` of :func:`_ours`, with its body in the loop: exactly the same codec
-    work per segment, without the wrapper's Python call (~1% of our time, and no codec work;
-    scapy's wrapper is not free of codec work: it deletes the fields to rebuild)."""
+    This VM's speed drifts by tens of percent within seconds; timing one codec for a second
+    and then the other compares two different machines.  Here each step times a slice of
+    ours (``_OURS_SLICE`` segments, about 2 ms) and then a slice of scapy's
+    (``_SCAPY_SLICE``, about as long), both walking the mix in order, so both see the same
+    drift.  It stops once each side has at least ``min_seconds`` of timed work and scapy's
+    slices have covered the mix a whole number of times (ours cover it many times, always
+    whole too: the mix length is a multiple of both slices), so both rates are over the
+    same mix.  Our slice calls ``parse_segment(raw).to_bytes()`` in the loop body: the same
+    codec work as :func:`_ours` without its Python call (~1% of our time, and no codec
+    work; scapy's wrapper does codec work: it deletes the fields to rebuild)."""
     parse = parse_segment
-    done = 0
-    start = time.perf_counter()
+    clock = time.perf_counter
+    n = len(mix)
+    ours_slices = [mix[i:i + _OURS_SLICE] for i in range(0, n, _OURS_SLICE)]
+    scapy_slices = [mix[i:i + _SCAPY_SLICE] for i in range(0, n, _SCAPY_SLICE)]
+    t_ours = t_scapy = 0.0
+    n_ours = n_scapy = 0
+    step = 0
     while True:
-        for raw in mix:
+        part = ours_slices[step % len(ours_slices)]
+        t0 = clock()
+        for raw in part:
             parse(raw).to_bytes()
-        done += len(mix)
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_seconds:
-            return done / elapsed
+        t1 = clock()
+        t_ours += t1 - t0
+        n_ours += len(part)
+        part = scapy_slices[step % len(scapy_slices)]
+        t0 = clock()
+        for raw in part:
+            scapy(raw)
+        t1 = clock()
+        t_scapy += t1 - t0
+        n_scapy += len(part)
+        step += 1
+        if step % len(scapy_slices) == 0 and step % len(ours_slices) == 0 \
+                and min(t_ours, t_scapy) >= min_seconds:
+            return n_ours / t_ours, n_scapy / t_scapy
+
+
+_OURS_SLICE = 200
+_SCAPY_SLICE = 4
 
 
 def run_codec_bench(runs: int = 3, seconds: float = 1.0, n: int = 2000) -> dict[str, Any]:
-    """Time both codecs over the mix ``runs`` times; medians and every run's numbers."""
+    """Time both codecs over the mix ``runs`` times (interleaved, :func:`_interleaved`);
+    medians and every run's numbers.  ``n`` is rounded up to a multiple of 200."""
+    n = -(-n // _OURS_SLICE) * _OURS_SLICE
     mix = build_mix(n)
     scapy = _scapy_rebuild()
     for raw in mix:  # both must reproduce the input exactly
@@ -193,8 +214,7 @@ def run_codec_bench(runs: int = 3, seconds: float = 1.0, n: int = 2000) -> dict[
     scapy_mix = mix  # the same segments for both
     per_run = []
     for _ in range(runs):
-        ours = _rate_ours(mix, seconds)
-        theirs = _rate(scapy, scapy_mix, seconds)
+        ours, theirs = _interleaved(scapy, scapy_mix, seconds)
         per_run.append({"ours_per_s": ours, "scapy_per_s": theirs, "ratio": ours / theirs})
     ours_med = statistics.median(r["ours_per_s"] for r in per_run)
     scapy_med = statistics.median(r["scapy_per_s"] for r in per_run)
