@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -148,7 +149,6 @@ class Announcement:
 
 
 def _fmt(ep: tuple[bytes, int]) -> str:
-    import ipaddress
     a = ipaddress.ip_address(ep[0])
     return f"[{a}]:{ep[1]}" if a.version == 6 else f"{a}:{ep[1]}"
 
@@ -193,7 +193,6 @@ def create_subflow(mc: MptcpConnection, local: tuple[bytes | str, int],
 
 
 def _same_ep(a: tuple[bytes | str, int], b: tuple[bytes, int] | None) -> bool:
-    import ipaddress
     if b is None:
         return False
     aa = ipaddress.ip_address(a[0]).packed if isinstance(a[0], str) else a[0]
@@ -280,7 +279,6 @@ def _kick_control(mc: MptcpConnection) -> None:
 def announce(mc: MptcpConnection, address_id: int, address: bytes | str,
              port: int | None = None) -> None:
     """ADD_ADDR ``address`` [``port``] as ``address_id`` (RFC 8684 §3.4.1)."""
-    import ipaddress
     addr = ipaddress.ip_address(address).packed if isinstance(address, str) else address
     if not 0 <= address_id <= 255 or len(addr) not in (4, 16):
         raise ValueError("bad address id or address")

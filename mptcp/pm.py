@@ -173,7 +173,7 @@ class FullMeshPM(PathManager):
         return mc.local[0]
 
     def _open(self, mc: MptcpConnection, local: bytes, remote: tuple[bytes, int], *,
-              backup: bool, local_id: int | None, now: float) -> None:
+              backup: bool, local_id: int | None) -> None:
         if _extra_subflows(mc) >= self.limits.subflows:
             return
         for sf in mc.subs:  # one subflow per (local, remote) pair
@@ -195,8 +195,7 @@ class FullMeshPM(PathManager):
                     mc.announce(e.id, e.packed, e.port)
             for e in self.endpoints:
                 if e.subflow and e.packed != mc.local[0]:
-                    self._open(mc, e.packed, mc.remote, backup=e.backup, local_id=e.id,
-                               now=now)
+                    self._open(mc, e.packed, mc.remote, backup=e.backup, local_id=e.id)
         elif isinstance(ev, AddressAnnounced):
             st = self._st(mc)
             if st.accepted >= self.limits.add_addr_accepted:
@@ -208,12 +207,12 @@ class FullMeshPM(PathManager):
             mesh = [e for e in self.endpoints if e.fullmesh and len(e.packed) == len(addr)]
             if mesh:
                 for e in mesh:
-                    self._open(mc, e.packed, remote, backup=e.backup, local_id=e.id, now=now)
+                    self._open(mc, e.packed, remote, backup=e.backup, local_id=e.id)
             else:
                 src = self._source_for(mc, addr)
                 e2 = next((e for e in self.endpoints if e.packed == src), None)
                 self._open(mc, src, remote, backup=e2.backup if e2 else False,
-                           local_id=e2.id if e2 else None, now=now)
+                           local_id=e2.id if e2 else None)
         elif isinstance(ev, SubflowClosed):
             self._maybe_reconnect(mc, ev, now)
         elif isinstance(ev, SubflowEstablished):
@@ -265,7 +264,7 @@ class FullMeshPM(PathManager):
                 e = self.local_id(bytes.fromhex(local))
                 ep = next((x for x in self.endpoints if x.id == e), None)
                 self._open(mc, bytes.fromhex(local), (addr, port),
-                           backup=ep.backup if ep else False, local_id=e, now=now)
+                           backup=ep.backup if ep else False, local_id=e)
 
     def forget(self, mc: MptcpConnection) -> None:
         self.state.pop(mc, None)

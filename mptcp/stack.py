@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from mptcp import multipath
 from mptcp.connection import MptcpConfig, MptcpConnection
 from mptcp.join import JoinState
 from mptcp.keys import TokenTable
@@ -224,7 +225,6 @@ class MptcpStack:
         ext = SubflowExt(mc, client=False,
                          join=JoinState.responder(self.rng, join, mc.local_id_of(dst)))
         mc._now = now
-        from mptcp import multipath
         sf = multipath.add_subflow(mc, sub, ext, local_id=ext.join.local_id,  # type: ignore[union-attr]
                                    remote_id=join.address_id, join=True)
         sf.peer_backup = bool(join.backup)
