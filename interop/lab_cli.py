@@ -45,6 +45,7 @@ from interop.lab_multipath import (
     EventLog,
     add_multipath_args,
     build_pm,
+    datalevel_state,
     owned_addresses,
     run_actions,
     subflow_bytes,
@@ -184,6 +185,7 @@ class _Meter:
                 "subflows": None if subs is None else sum(1 for sf in subs if not sf["closed"])}
             if subs is not None:
                 ev["subflow_bytes"] = subs
+                ev["datalevel"] = datalevel_state(self.conn)
             self._emit(ev)
         else:
             print(f"[{now - self.t0:6.1f} s] sent {self.sent / 1e6:10.1f} MB  received "

@@ -40,6 +40,7 @@ from mptcp.sched import SCHEDULERS
 __all__ = [
     "Action", "parse_action", "parse_limits", "parse_route", "add_multipath_args",
     "build_pm", "owned_addresses", "run_actions", "EventLog", "subflow_bytes",
+    "datalevel_state",
 ]
 
 _ACTIONS = ("announce", "remove", "backup", "join")
@@ -226,6 +227,30 @@ def subflow_bytes(conn: Any) -> list[dict[str, Any]] | None:
     return [{k: sf[k] for k in ("id", "local", "remote", "backup", "peer_backup", "closed",
                                 "state", "usable", "stale", "bytes_sent", "bytes_received")}
             for sf in info()]
+
+
+def datalevel_state(conn: Any) -> dict[str, Any] | None:
+    """The data-level send state for progress events (offsets from our IDSN), so a stalled
+    transfer shows where it stands: what is DATA_ACKed, sent, written, the peer's window
+    edge, the reinjection queue, the retransmission timer, and per subflow the bytes queued
+    and the peer's window (None for plain TCP)."""
+    sb = getattr(conn, "sendbuf", None)
+    if sb is None or not hasattr(conn, "subs"):
+        return None
+    mask = (1 << 64) - 1
+
+    def rel(dsn: int | None) -> int | None:
+        return None if dsn is None else (dsn - sb.idsn) & mask
+
+    return {
+        "una": rel(sb.una), "nxt": rel(sb.nxt), "end": rel(sb.end), "edge": rel(conn.peer_edge),
+        "reinject": [(rel(d), n, o) for d, n, o in list(conn.reinject)[:4]],
+        "data_rto": conn.data_rto, "timeouts": conn.mib["MPTcpExtDataRtxTimeout"],
+        "retrans": conn.mib["MPTcpExtMPTCPRetrans"],
+        "subflows": [{"id": sf.sid, "queued": sf.conn.sendbuf.end - sf.conn.snd_una,
+                      "wnd": sf.conn.snd_wnd, "retries": sf.conn.retries,
+                      "room": sf.room} for sf in conn.subs],
+    }
 
 
 def _subflows_from(conn: Any, local: str) -> list[Any]:

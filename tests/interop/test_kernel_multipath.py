@@ -29,6 +29,7 @@ that both paths carried data: our per-subflow counters (``done["subflows"]``) an
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -129,8 +130,8 @@ def _transfer(tp: TwoPaths, *, ours_role: str, extra: tuple[str, ...] = (),
             with o:
                 if during is not None:
                     during(o, k)
-                ours = _result(o, o, k, wait)
-            kernel = _result(k, o, k, wait)
+                ours = _result(o, o, k, wait, tp.peer_ns)
+            kernel = _result(k, o, k, wait, tp.peer_ns)
     else:
         o = start_on_two_paths(tp, "server", port=PORT, mode="duplex", nbytes=nbytes,
                                seed=SEED_OURS, timeout=timeout, extra=more)
@@ -140,8 +141,8 @@ def _transfer(tp: TwoPaths, *, ours_role: str, extra: tuple[str, ...] = (),
                                  seed=SEED_KERNEL, **kw) as k:
                 if during is not None:
                     during(o, k)
-                kernel = _result(k, o, k, wait)
-            ours = _result(o, o, k, wait)
+                kernel = _result(k, o, k, wait, tp.peer_ns)
+            ours = _result(o, o, k, wait, tp.peer_ns)
     run = Run(ours, o.done_event or {}, list(o.events), kernel, list(k.events),
               _delta(before, _netstat(tp.peer_ns)))
     assert ours.error is None, (ours.error, ours.stderr[-3000:])
@@ -158,14 +159,20 @@ def _transfer(tp: TwoPaths, *, ours_role: str, extra: tuple[str, ...] = (),
     return run
 
 
-def _result(peer: OurPeer | LinuxPeer, o: OurPeer, k: LinuxPeer, wait: float) -> PeerResult:
-    """``peer.result(wait)``; on a time-out, with where both ends' progress last stood."""
+def _result(peer: OurPeer | LinuxPeer, o: OurPeer, k: LinuxPeer, wait: float,
+            ns: str) -> PeerResult:
+    """``peer.result(wait)``; on a time-out, with where both ends' progress last stood and
+    the kernel's sockets (``ss``) and MPTCP counters in namespace ``ns``."""
     try:
         return peer.result(wait)
     except PeerError as e:
         last = [next((ev for ev in reversed(list(p.events)) if ev.get("event") == "progress"),
                      None) for p in (o, k)]
-        raise PeerError(f"{e}; our last progress: {last[0]}; the kernel's: {last[1]}") from None
+        ss = subprocess.run(["ip", "netns", "exec", ns, "ss", "-tinmM"], capture_output=True,
+                            text=True, timeout=10).stdout
+        mib = {k: v for k, v in _netstat(ns).items() if v}
+        raise PeerError(f"{e}; our last progress: {last[0]}; the kernel's: {last[1]}; "
+                        f"kernel sockets:\n{ss}\nkernel MPTCP MIB: {mib}") from None
 
 
 def _split(tp: TwoPaths, subflows: list[dict[str, Any]], field: str, side: str,
