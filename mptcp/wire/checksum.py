@@ -26,7 +26,6 @@ _MASKS: dict[int, int] = {}
 _M2048 = (1 << 2048) - 1
 _M1456 = (1 << 1456) - 1
 _M2912 = (1 << 2912) - 1
-_M5792 = (1 << 5792) - 1
 
 
 def payload_sum(data: bytes | bytearray | memoryview) -> int:
@@ -36,22 +35,31 @@ def payload_sum(data: bytes | bytearray | memoryview) -> int:
     Folding the big integer in halves at 16-bit boundaries (2**16 = 1 mod 0xFFFF) before the
     final ``%`` is cheaper than dividing the whole payload on CPython 3.11: 2.9 us instead of
     3.9 us for 1448 bytes, 13 us instead of 24 us for a 9000-byte super-packet.  Up to 1500
-    bytes (one MSS, the per-segment case) the folds are unrolled at fixed widths: 2.5 us for
-    1448 bytes.  The result is below 2**2064 (258 bytes) for every length.
+    bytes (one MSS, the per-segment case) the folds are unrolled at fixed widths, and the
+    first one is done on the bytes: the two halves (even lengths) are converted apart and
+    added, which spares shifting and masking the whole integer.
+
+    Above 256 bytes the bytes are read little-endian, which CPython converts with about 12%
+    fewer instructions: that sums the byte-swapped words (RFC 1071 §2 (B), byte order
+    independence), and a swapped word is the word times 256 modulo 0xFFFF, so the folded sum
+    times 256 (``<< 8``, 2**16 = 1) is the sum of the words.  An odd last byte then needs no
+    padding shift: read little-endian it is already its swapped word.  The result is below
+    2**2064 (258 bytes) for every length.
     """
-    x = _from_bytes(data, "big")
     n = len(data)
-    if n & 1:
-        x <<= 8
-        n += 1
     if n <= 256:
-        return x
+        x = _from_bytes(data, "big")
+        return x << 8 if n & 1 else x
     if n <= 512:
-        return (x >> 2048) + (x & _M2048)
-    if n <= 1500:  # 5792 / 2912 / 1456 bits: about halves of a 1448-byte payload
-        x = (x >> 5792) + (x & _M5792)
+        x = _from_bytes(data, "little")
+        return ((x >> 2048) + (x & _M2048)) << 8
+    if n <= 1500:  # two halves, then 2912 / 1456 bits: about halves of a 1448-byte payload
+        h = (n >> 2) << 1
+        x = _from_bytes(data[:h], "little") + _from_bytes(data[h:], "little")
         x = (x >> 2912) + (x & _M2912)
-        return (x >> 1456) + (x & _M1456)
+        return ((x >> 1456) + (x & _M1456)) << 8
+    x = _from_bytes(data, "little")
+    n += n & 1
     while n > 256:
         h = (n >> 2) << 4  # half the bytes, in bits, a multiple of 16
         m = _MASKS.get(h)
@@ -59,7 +67,7 @@ def payload_sum(data: bytes | bytearray | memoryview) -> int:
             m = _MASKS[h] = (1 << h) - 1
         x = (x >> h) + (x & m)
         n = (n >> 1) + 2
-    return x
+    return x << 8
 
 
 def finish(total: int) -> int:

@@ -95,6 +95,9 @@ _REASONS: dict[int, int] = {int(r): r for r in MptcpRstReason}
 _SHAPE_NONE, _SHAPE_ACK, _SHAPE_MAP, _SHAPE_MAP_CS, _SHAPE_ACK_MAP, _SHAPE_ACK_MAP_CS = range(6)
 _DSS_PARSE: dict[int, tuple[Struct, int]] = {}
 _DSS_PACK: dict[int, tuple[Callable[..., bytes], int]] = {}
+# The same packs after NOP NOP Timestamps (RFC 7323 Appendix A: three more 32-bit words), for
+# the per-segment fast path of ``Segment.to_bytes``.
+_TS_DSS_PACK: dict[int, tuple[Callable[..., bytes], int]] = {}
 
 
 def _build_dss_tables() -> None:
@@ -115,6 +118,7 @@ def _build_dss_tables() -> None:
             # kind, length, subtype and the A/M flags as one 32-bit word to OR the rest into
             word = (MPTCP_KIND << 24) | (length << 16) | (SUBTYPE_DSS << 12) | (lo & 0x05)
             _DSS_PACK[lo | (0x20 if cs else 0)] = (Struct("!I" + fmt).pack, word)
+            _TS_DSS_PACK[lo | (0x20 if cs else 0)] = (Struct("!IIII" + fmt).pack, word)
 
 
 _build_dss_tables()
@@ -225,6 +229,9 @@ _DssSpec = tuple[Callable[[bytes, int], tuple[int, ...]], tuple[None, ...], tupl
 # lengths x 4096 words under fuzzing.  (A bytes key: cheaper to make than an int from three
 # bytes.)
 _DSS_FAST: dict[bytes, _DssSpec] = {}
+# The same layouts keyed by those four bytes as one big-endian 32-bit word: what
+# ``parse_segment`` unpacks together with the headers, so its DSS fast path needs no slice.
+_DSS_WORD: dict[int, _DssSpec] = {}
 
 
 def _dss_spec(opt: bytes, off: int) -> _DssSpec:
@@ -243,7 +250,9 @@ def _dss_spec(opt: bytes, off: int) -> _DssSpec:
     absent = (None,) * (5 - len(prefix) - (len(st.format) - 1))  # format is "!" + one per field
     fast: _DssSpec = (st.unpack_from, prefix, (*absent, fin, a64, m64, rsv))
     if opt[0] == MPTCP_KIND and opt[1] == n:
-        _DSS_FAST[bytes(opt[:4])] = fast
+        key = bytes(opt[:4])
+        _DSS_FAST[key] = fast
+        _DSS_WORD[_from_bytes(key, "big")] = fast
     return fast
 
 
@@ -595,15 +604,10 @@ def parse_mptcp_option(opt: bytes, off: int) -> MptcpOption:
     ``off`` its offset in the caller's buffer.  Dispatches on the subtype, the high nibble of
     the third byte (RFC 8684 §3, Figure 3); raises :class:`WireError` for a length that does
     not fit the subtype."""
-    try:  # a DSS layout seen before: straight to the value (the per-segment case)
-        spec = _DSS_FAST.get(opt[:4])
-    except TypeError:  # an unhashable buffer (bytearray): the general path
-        spec = None
-    if spec is not None and len(opt) == opt[1]:
-        unpack, prefix, suffix = spec
-        return _new(Dss, prefix + unpack(opt, 4) + suffix)
     if len(opt) < 3:
         raise WireError(off + 1, f"MPTCP option length {len(opt)} has no subtype byte")
+    # (a DSS of a layout seen before is decoded from the cache in _parse_dss; parse_segment
+    # decodes the per-segment DSS itself)
     return _SUBTYPE_PARSERS[opt[2] >> 4](opt, off)
 
 

@@ -10,6 +10,9 @@ options or IPv6 without extension headers, and TCP options that start NOP NOP Ti
 Timestamps, NOP, window scale (RFC 9293 §3.7.1, RFC 2018 §2, RFC 7323 §2.2).  The IP header,
 the TCP header and those options go through one ``struct`` call, the options after them
 through their codecs; anything else takes the general path, which also raises every error.
+The MPTCP data path's DSS option (RFC 8684 §3.3) right after the Timestamps, then NOP
+padding or NOP NOP SACK (RFC 2018 §3), is decoded and encoded here too, without the option
+dispatchers: that is most segments of an MPTCP connection.
 """
 
 from __future__ import annotations
@@ -21,6 +24,13 @@ from typing import NamedTuple
 from mptcp.wire.checksum import payload_sum, verify
 from mptcp.wire.errors import WireError
 from mptcp.wire.ip import PROTO_TCP, IPHeader, IPv4Header, IPv6Header, parse_ipv4, parse_ipv6
+from mptcp.wire.mptcp_options import (
+    _DSS_WORD,
+    _ENCODE_ERRORS,
+    _TS_DSS_PACK,
+    Dss,
+    parse_mptcp_option,
+)
 from mptcp.wire.options import (
     _BASE_OVERRIDES,
     _PARSERS,
@@ -28,6 +38,7 @@ from mptcp.wire.options import (
     SACK_PERMITTED,
     Mss,
     OptionParser,
+    Sack,
     SackPermitted,
     TcpOption,
     Timestamps,
@@ -46,6 +57,9 @@ _V6_TCP_STRUCT = Struct("!IHBB16s16sHHIIHHHH")  # IPv6 fixed header, then TCP
 # ... followed by the first 12 option bytes read as NOP NOP Timestamps (kind 8, length 10)
 _V4_TCP_TS_STRUCT = Struct("!BBHHHBBH4s4sHHIIHHHHIII")
 _V6_TCP_TS_STRUCT = Struct("!IHBB16s16sHHIIHHHHIII")
+# ... and the next 4 (a DSS option's kind, length, subtype and flags), for parse_segment
+_V4_TCP_TS4 = Struct("!BBHHHBBH4s4sHHIIHHHHIIII").unpack_from
+_V6_TCP_TS4 = Struct("!IHBB16s16sHHIIHHHHIIII").unpack_from
 _V4_TCP = _V4_TCP_STRUCT.unpack_from
 _V4_TCP_TS = _V4_TCP_TS_STRUCT.unpack_from
 _V6_TCP_TS = _V6_TCP_TS_STRUCT.unpack_from
@@ -59,6 +73,7 @@ _TCP = Struct("!HHIIHHHH")
 _TCP_PACK = _TCP.pack
 _II = Struct("!II").unpack_from
 _TS_HEAD = Struct("!III").pack  # NOP NOP kind length, TSval, TSecr
+_NN_SACK1_PACK = _TS_HEAD  # NOP NOP kind length, left edge, right edge: the same layout
 # MSS, SACK-permitted, Timestamps, NOP, window scale: a Linux SYN's options (20 bytes)
 _SYN_OPTS = Struct("!HHIIIHBB").pack
 _from_bytes = int.from_bytes
@@ -70,6 +85,8 @@ _NNTS_SUM = 0x0101 + 0x080A  # its two 16-bit words, for the checksum
 _NOP_PAD: dict[bytes, tuple[TcpOption, ...]] = {b"\x01" * k: (NOP,) * k for k in (1, 2, 3)}
 _nop_pad = _NOP_PAD.get
 _parser_for: Callable[[int], OptionParser | None] = _PARSERS.get
+_dss_layout = _DSS_WORD.get
+_NN_SACK1 = b"\x01\x01\x05\x0a"  # NOP NOP SACK with one block (RFC 2018 §3)
 
 
 @wire_value
@@ -88,7 +105,12 @@ class Segment(NamedTuple):
         built twice.  Leading NOP NOP Timestamps (every non-SYN Linux segment) are packed
         together with the IP and TCP headers, a SYN's MSS, SACK-permitted, Timestamps, NOP,
         window scale in one more pack; the other options are serialized by their own
-        ``to_bytes()``.  One function on purpose: this runs for every segment sent.
+        ``to_bytes()``.  A DSS with a data ACK after the Timestamps (RFC 8684 §3.3, Figure 9)
+        is packed with them in one call from the layout table of ``Dss.to_bytes`` (any other
+        DSS shape, or values that do not pack, go through ``Dss.to_bytes`` and its errors),
+        then NOP padding or NOP NOP SACK with one block (RFC 2018 §3); those option bytes are
+        then summed as one integer instead of the Timestamps fields.  One function on purpose:
+        this runs for every segment sent.
 
         ``partial=True`` is for checksum offload (virtio-net ``NEEDS_CSUM``, Linux
         ``CHECKSUM_PARTIAL``): the TCP checksum field holds the folded, uncomplemented sum of
@@ -98,20 +120,59 @@ class Segment(NamedTuple):
         ip, tcp, payload = self
         sport, dport, seq, ack, flags, window, _, urgent, options = tcp
         nopt = len(options)
-        if nopt > 2 and type(options[2]) is Timestamps and options[0] is NOP and options[1] is NOP:
+        if nopt > 2 and options[0] is NOP and options[1] is NOP and type(options[2]) is Timestamps:
             tsval, tsecr = options[2]
-            if nopt == 3:
-                opts = b""
+            opts = b""
+            if nopt > 3 and type(options[3]) is Dss:
+                # then a DSS with a data ACK (RFC 8684 §3.3), packed with the Timestamps as
+                # Dss.to_bytes packs it; other shapes, and values that do not pack, go through
+                # Dss.to_bytes below (and raise its errors)
+                d_ack, dsn, ssn, dll, dcs, fin, a64, m64, rsv = options[3]
+                if d_ack is not None:
+                    lo = (2 if a64 else 0) | (8 if m64 else 0) | (0x10 if fin else 0)
+                    try:
+                        if dsn is not None:
+                            if dcs is None:
+                                pack, word = _TS_DSS_PACK[lo & 0x0A | 5]
+                                opts = pack(_NNTS, tsval, tsecr, word | (rsv & 0x0FE0) | lo,
+                                            d_ack, dsn, ssn, dll)
+                            else:
+                                pack, word = _TS_DSS_PACK[lo & 0x0A | 0x25]
+                                opts = pack(_NNTS, tsval, tsecr, word | (rsv & 0x0FE0) | lo,
+                                            d_ack, dsn, ssn, dll, dcs)
+                        elif dcs is None and ssn is None and dll is None:
+                            pack, word = _TS_DSS_PACK[lo & 0x0A | 1]
+                            opts = pack(_NNTS, tsval, tsecr, word | (rsv & 0x0FE0) | lo, d_ack)
+                    except _ENCODE_ERRORS:
+                        opts = b""
+            if opts:  # NOP NOP TS DSS: the option bytes are summed as one integer below
+                if nopt > 4:
+                    if nopt == 6 and options[4] is NOP and options[5] is NOP:
+                        opts += b"\x01\x01"
+                    else:
+                        if nopt == 7 and type(options[6]) is Sack and options[4] is NOP \
+                                and options[5] is NOP:
+                            try:  # NOP NOP SACK with one block (RFC 2018 §3)
+                                ((left, right),) = options[6][0]
+                                opts += _NN_SACK1_PACK(0x0101050A, left, right)
+                                nopt = 4  # done
+                            except _ENCODE_ERRORS:
+                                pass
+                        for o in options[4:nopt]:  # the general loop (and its errors)
+                            opts += b"\x01" if o is NOP else o.to_bytes()
+                has_ts = False
+                x = 0
             else:
-                opts = options[3].to_bytes()
-                for o in options[4:]:  # mostly NOP padding
-                    opts += b"\x01" if o is NOP else o.to_bytes()
+                if nopt > 3:
+                    opts = options[3].to_bytes()
+                    for o in options[4:]:  # mostly NOP padding
+                        opts += b"\x01" if o is NOP else o.to_bytes()
+                has_ts = True
+                x = _NNTS_SUM + tsval + tsecr  # the 12 bytes before ``opts``
             k = len(opts) & 3
             if k:
                 opts += _PAD[k]
-            hlen = 32 + len(opts)
-            x = _NNTS_SUM + tsval + tsecr  # the 12 bytes before ``opts``
-            has_ts = True
+            hlen = (32 if has_ts else 20) + len(opts)
         else:
             has_ts = False
             tsval = tsecr = 0
@@ -135,23 +196,31 @@ class Segment(NamedTuple):
             raise WireError(12, f"TCP options of {hlen - 20} bytes exceed 40")
         off_flags = (hlen << 10) | flags
         tcp_len = hlen + len(payload)
-        src = ip.src
-        dst = ip.dst
+        if type(ip) is IPv4Header:  # the fields in one unpack (NamedTuple attributes cost more)
+            tos, _, ident, ff, ttl, proto, _, src, dst, ipopts = ip
+            v4 = True
+        elif type(ip) is IPv6Header:
+            tc, flow, _, nh, hop, src, dst, ipopts, _ = ip
+            v4 = False
+        else:
+            src = ip.src
+            dst = ip.dst
+            ipopts = b"?"
+            v4 = False
         addrs = _from_bytes(src + dst, "big")  # 2**32 = 1 mod 0xFFFF: the same as adding them
         if partial:
             x = (addrs + 6 + tcp_len) % 0xFFFF
             tsum = x if x else 0xFFFF
         else:
             # the fields below 2**30 first: CPython adds those without its multi-digit path
-            x += (sport + dport + off_flags + window + urgent + tcp_len + 6 + seq + ack + addrs
-                  + _from_bytes(opts, "big"))
+            x = (sport + dport + off_flags + window + urgent + tcp_len + 6 + x + seq + ack + addrs
+                 + _from_bytes(opts, "big"))
             if payload:
                 x += payload_sum(payload)
             x %= 0xFFFF
             tsum = 0xFFFF - x if x else 0
-        if type(ip) is IPv4Header:
+        if v4:
             # RFC 791 header checksum from the fields too; IP and TCP headers in one pack
-            tos, _, ident, ff, ttl, proto, _, _, _, ipopts = ip
             if not ipopts:
                 total = 20 + tcp_len
                 x = ((0x4500 | tos) + total + ident + ff + ((ttl << 8) | proto) + addrs) % 0xFFFF
@@ -165,8 +234,7 @@ class Segment(NamedTuple):
                         dst, sport, dport, seq, ack, off_flags, window, tsum, urgent, _NNTS,
                         tsval, tsecr)
                 return _join((head, opts, payload))
-        elif type(ip) is IPv6Header and not ip.ext:
-            tc, flow, _, nh, hop, _, _, _, _ = ip
+        elif not ipopts:  # IPv6 without extension headers
             if not has_ts:
                 head = _V6_TCP_PACK(
                     0x60000000 | (tc << 20) | flow, tcp_len, nh, hop, src, dst, sport, dport,
@@ -198,13 +266,24 @@ def parse_segment(buf: bytes) -> Segment:
     NOP padding, all checks passing; other options after that go to the general option loop.
     Anything else goes to the general parser, which gives the same values for valid packets
     and raises the errors.  (A codec registered for a base kind turns the SYN layout off.)
+
+    The unpack also reads the 4 option bytes after the Timestamps as one word: when that is
+    the first word of a DSS option (RFC 8684 §3.3) of a layout ``mptcp_options`` has recorded
+    (keyed by the word, layout only) and its kind-30 codec is registered, the DSS is decoded
+    right here from that layout, as ``parse_mptcp_option`` would, then NOP padding or NOP
+    NOP SACK with one block (RFC 2018 §3) without the option loop.
     """
     if type(buf) is not bytes:
         buf = bytes(buf)
     n = len(buf)
-    if n >= 52 and buf[0] == 0x45:  # IPv4, no IP options: IP, TCP and 12 option bytes at once
-        (_, tos, total, ident, ff, ttl, proto, csum, src, dst, sport, dport, seq, ack,
-         off_flags, window, tcsum, urg, nnts, tsval, tsecr) = _V4_TCP_TS(buf)
+    if n >= 52 and buf[0] == 0x45:  # IPv4, no IP options: IP, TCP and 16 option bytes at once
+        if n >= 56:
+            (_, tos, total, ident, ff, ttl, proto, csum, src, dst, sport, dport, seq, ack,
+             off_flags, window, tcsum, urg, nnts, tsval, tsecr, w4) = _V4_TCP_TS4(buf)
+        else:
+            (_, tos, total, ident, ff, ttl, proto, csum, src, dst, sport, dport, seq, ack,
+             off_flags, window, tcsum, urg, nnts, tsval, tsecr) = _V4_TCP_TS(buf)
+            w4 = 0
         data = 20 + ((off_flags >> 12) << 2)
         if data < 40 or not data <= total <= n or proto != 6 or ff & 0x3FFF:
             return _parse_general(buf)
@@ -212,8 +291,13 @@ def parse_segment(buf: bytes) -> Segment:
         o = 40
         end = total
     elif n >= 72 and buf[6] == 6 and buf[0] >> 4 == 6:  # IPv6, TCP right after the header
-        (vtf, plen, _, hlim, src, dst, sport, dport, seq, ack, off_flags, window, tcsum, urg,
-         nnts, tsval, tsecr) = _V6_TCP_TS(buf)
+        if n >= 76:
+            (vtf, plen, _, hlim, src, dst, sport, dport, seq, ack, off_flags, window, tcsum,
+             urg, nnts, tsval, tsecr, w4) = _V6_TCP_TS4(buf)
+        else:
+            (vtf, plen, _, hlim, src, dst, sport, dport, seq, ack, off_flags, window, tcsum,
+             urg, nnts, tsval, tsecr) = _V6_TCP_TS(buf)
+            w4 = 0
         data = 40 + ((off_flags >> 12) << 2)
         end = 40 + plen
         if data < 60 or not data <= end <= n:
@@ -227,7 +311,32 @@ def parse_segment(buf: bytes) -> Segment:
     if nnts == _NNTS:  # NOP NOP Timestamps (RFC 7323 Appendix A)
         j = o + 12
         if j <= data:
-            head = (NOP, NOP, _new(Timestamps, (tsval, tsecr)))
+            ts = _new(Timestamps, (tsval, tsecr))
+            spec = _dss_layout(w4)
+            if spec is not None and _parser_for(30) is parse_mptcp_option:
+                # then a DSS option (RFC 8684 §3.3) of a layout seen before: decoded here
+                # from the word and the cached layout, as parse_mptcp_option would
+                e = j + ((w4 >> 16) & 0xFF)
+                if e <= data:
+                    unpack, prefix, suffix = spec
+                    dss = _new(Dss, prefix + unpack(buf, j + 4) + suffix)
+                    if e == data:
+                        topts: tuple[TcpOption, ...] = (NOP, NOP, ts, dss)
+                    else:
+                        tail = buf[e:data]
+                        if tail == b"\x01\x01":  # a 22- or 26-byte DSS, then NOP padding
+                            topts = (NOP, NOP, ts, dss, NOP, NOP)
+                        elif (pad := _nop_pad(tail)) is not None:
+                            topts = (NOP, NOP, ts, dss, *pad)
+                        elif tail[:4] == _NN_SACK1 and data - e == 12 and not _BASE_OVERRIDES:
+                            # NOP NOP SACK with one block: Linux's data ACK with a hole
+                            topts = (NOP, NOP, ts, dss, NOP, NOP, _new(Sack, ((_II(buf, e + 4),),)))
+                        else:
+                            topts = _parse_from(buf[o:data], e - o, o, [NOP, NOP, ts, dss])
+                    tcp = _new(TcpHeader, (sport, dport, seq, ack, off_flags & 0xFFF, window,
+                                           tcsum, urg, topts))
+                    return _new(Segment, (ip, tcp, buf[data:end]))
+            head = (NOP, NOP, ts)
     elif nnts >> 16 == 0x0204 and tsval == 0x0402080A and not _BASE_OVERRIDES:
         # a SYN: MSS, SACK-permitted, Timestamps (its TSval unpacked as ``tsecr``), NOP, WS
         j = o + 20

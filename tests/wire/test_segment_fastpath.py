@@ -15,10 +15,12 @@ from hypothesis import strategies as st
 import mptcp.wire.options as wire_options
 from mptcp.wire.errors import WireError
 from mptcp.wire.ip import IPv4Header, ipv4, ipv6
+from mptcp.wire.mptcp_options import Dss
 from mptcp.wire.options import (
     NOP,
     SACK_PERMITTED,
     Mss,
+    Sack,
     SackPermitted,
     TcpOption,
     Timestamps,
@@ -61,9 +63,25 @@ def linux_segments(draw: Any) -> Segment:
     return Segment(ip, tcp, draw(st.binary(max_size=1600)))
 
 
+@st.composite
+def dss_sack_segments(draw: Any) -> Segment:
+    """NOP NOP Timestamps, a DSS, then NOP NOP SACK (one block, or more when they fit):
+    Linux's data ACK while a hole is open (RFC 8684 §3.3, RFC 2018 §3)."""
+    ip = draw(st.one_of(sb.ipv4_headers, sb.ipv6_headers))
+    dss = draw(sm.dss())
+    room = 40 - 12 - len(dss.to_bytes()) - 4
+    blocks = draw(st.lists(st.tuples(sm.u32, sm.u32), min_size=1, max_size=max(1, room // 8)))
+    opts: list[TcpOption] = [NOP, NOP, draw(sb.timestamps), dss, NOP, NOP,
+                             Sack(tuple(blocks))]
+    used = sum(len(o.to_bytes()) for o in opts)
+    opts.extend([NOP] * (-used % 4))
+    tcp = draw(sb.tcp_headers())._replace(options=tuple(opts))
+    return Segment(ip, tcp, draw(st.binary(max_size=64)))
+
+
 def _generic(seg: Segment) -> Segment:
     """The same segment with its base options as UnknownOption: same bytes, general path."""
-    plain = (Timestamps, Mss, WindowScale, SackPermitted)
+    plain = (Timestamps, Mss, WindowScale, SackPermitted, Sack, Dss)
     opts = tuple(UnknownOption(o.to_bytes()[0], o.to_bytes()[2:]) if type(o) in plain else o
                  for o in seg.tcp.options)
     return seg._replace(tcp=seg.tcp._replace(options=opts))
@@ -85,8 +103,35 @@ def test_fast_paths_equal_the_general_code(seg: Segment) -> None:
     assert raw == _generic(seg).to_bytes()
     assert seg.to_bytes(partial=True) == _generic(seg).to_bytes(partial=True)
     assert checksum_ok(raw)
-    assert _outcome(parse_segment, raw) == _outcome(_parse_general, raw)
+    general = _outcome(_parse_general, raw)  # also records a DSS layout for the fast path
+    assert _outcome(parse_segment, raw) == general
     assert parse_segment(raw).to_bytes() == raw
+
+
+@pytest.mark.codec_fuzz
+@pytest.mark.rfc("2018", "3")
+@given(dss_sack_segments(), st.randoms(use_true_random=False))
+def test_dss_sack_fast_path_equals_the_general_code(seg: Segment, rng: random.Random) -> None:
+    """The DSS + NOP NOP SACK layout (both directions), then the same bytes with a few bytes
+    of the options flipped: the same value or the same WireError from both parsers."""
+    try:
+        raw = seg.to_bytes()
+    except WireError:  # more than 40 option bytes: the general serializer says so too
+        with pytest.raises(WireError):
+            _generic(seg).to_bytes()
+        return
+    assert raw == _generic(seg).to_bytes()
+    assert checksum_ok(raw)
+    _outcome(_parse_general, raw)  # records the DSS layout: parse_segment's fast path
+    assert _outcome(parse_segment, raw) == _outcome(_parse_general, raw)
+    assert parse_segment(raw).tcp.options == seg.tcp.options
+    assert parse_segment(raw).to_bytes() == raw
+    flipped = bytearray(raw)
+    hlen = 20 if isinstance(seg.ip, IPv4Header) else 40
+    for _ in range(rng.randint(1, 3)):
+        pos = rng.randrange(hlen + 32, min(len(flipped), hlen + 60))
+        flipped[pos] = rng.choice((0, 1, 2, 5, 8, 10, 18, 30, rng.randrange(256)))
+    assert _outcome(parse_segment, bytes(flipped)) == _outcome(_parse_general, bytes(flipped))
 
 
 @pytest.mark.codec_fuzz
@@ -95,6 +140,7 @@ def test_fast_paths_fail_like_the_general_code(seg: Segment, rng: random.Random)
     """Bytes flipped in the headers and options, or the packet cut: the same value or the
     same WireError (offset and reason) from both parsers."""
     raw = bytearray(seg.to_bytes())
+    _outcome(_parse_general, bytes(raw))  # records a DSS layout for the fast path
     hlen = 20 if isinstance(seg.ip, IPv4Header) else 40
     for _ in range(rng.randint(1, 3)):
         pos = rng.randrange(min(len(raw), hlen + 60))
