@@ -98,6 +98,9 @@ _DSS_PACK: dict[int, tuple[Callable[..., bytes], int]] = {}
 # The same packs after NOP NOP Timestamps (RFC 7323 Appendix A: three more 32-bit words), for
 # the per-segment fast path of ``Segment.to_bytes``.
 _TS_DSS_PACK: dict[int, tuple[Callable[..., bytes], int]] = {}
+# The same keys -> the fields' struct format (no byte order) and the word: for the packs of
+# ``Segment.to_bytes`` that put a DSS in one call with the IP and TCP headers.
+_DSS_FMT: dict[int, tuple[str, int]] = {}
 
 
 def _build_dss_tables() -> None:
@@ -119,6 +122,7 @@ def _build_dss_tables() -> None:
             word = (MPTCP_KIND << 24) | (length << 16) | (SUBTYPE_DSS << 12) | (lo & 0x05)
             _DSS_PACK[lo | (0x20 if cs else 0)] = (Struct("!I" + fmt).pack, word)
             _TS_DSS_PACK[lo | (0x20 if cs else 0)] = (Struct("!IIII" + fmt).pack, word)
+            _DSS_FMT[lo | (0x20 if cs else 0)] = (fmt, word)
 
 
 _build_dss_tables()
