@@ -46,6 +46,11 @@ _KINDS = (ACCECN0_KIND, ACCECN1_KIND)
 _EXIDS = (ACCECN0_EXID, ACCECN1_EXID)
 _M = FIELD_MASK
 _new = tuple.__new__
+_from_bytes = int.from_bytes  # bound once: the attribute lookup costs as much as the call
+# Per order: the kind and length bytes of the 11-byte option shifted above its three fields,
+# and the whole 2-byte option (§3.2.3 Table 5); indexed like _KINDS.
+_HEAD11 = ((ACCECN0_KIND << 8 | 11) << 72, (ACCECN1_KIND << 8 | 11) << 72)
+_EMPTY = (bytes((ACCECN0_KIND, 2)), bytes((ACCECN1_KIND, 2)))
 
 
 @wire_value
@@ -153,20 +158,26 @@ class AccEcnOption(NamedTuple):
             raise ValueError("AccECN option longer than 255 bytes")
 
     def to_bytes(self) -> bytes:
-        first = self.first
-        eceb = self.eceb
-        last = self.last
-        if (
-            last is not None and eceb is not None and first is not None
-            and not self.exp_kind and not self.padding
-        ):
-            # Hot path: the full 11-byte option as one integer.
-            head = (_KINDS[self.order] << 8) | 11
-            return ((head << 72) | (first << 48) | (eceb << 24) | last).to_bytes(11)
-        if self.exp_kind:
-            out = bytearray((self.exp_kind, 0)) + _EXIDS[self.order].to_bytes(2, "big")
+        order, first, eceb, last, padding, exp_kind = self
+        if not exp_kind and not padding:
+            if last is not None and eceb is not None and first is not None:
+                # Hot path: the full 11-byte option as one integer.
+                return (_HEAD11[order] | (first << 48) | (eceb << 24) | last).to_bytes(11)
+            if last is None:
+                if first is None:
+                    if eceb is None:
+                        return _EMPTY[order]  # the empty option (§3.2.3 Table 5)
+                elif eceb is None:
+                    return bytes((_KINDS[order], 5)) + first.to_bytes(3, "big")
+                else:
+                    return (
+                        bytes((_KINDS[order], 8)) + first.to_bytes(3, "big")
+                        + eceb.to_bytes(3, "big")
+                    )
+        if exp_kind:
+            out = bytearray((exp_kind, 0)) + _EXIDS[order].to_bytes(2, "big")
         else:
-            out = bytearray((_KINDS[self.order], 0))
+            out = bytearray((_KINDS[order], 0))
         gap = False
         for field in (first, eceb, last):
             if field is None:
@@ -175,7 +186,7 @@ class AccEcnOption(NamedTuple):
                 raise ValueError("AccECN field present after an absent one (§3.2.3 Table 5)")
             else:
                 out += field.to_bytes(3, "big")
-        out += self.padding
+        out += padding
         out[1] = len(out)
         return bytes(out)
 
@@ -200,19 +211,19 @@ class AccEcnOption(NamedTuple):
 def _decode(opt: bytes, head: int, order: int, exp_kind: int) -> AccEcnOption:
     n = len(opt)
     if n == head + 9:
-        v = int.from_bytes(opt[head:])
+        v = _from_bytes(opt[head:])
         return _new(AccEcnOption, (order, v >> 48, (v >> 24) & _M, v & _M, b"", exp_kind))
     if n == head + 6:
-        v = int.from_bytes(opt[head:])
+        v = _from_bytes(opt[head:])
         return _new(AccEcnOption, (order, v >> 24, v & _M, None, b"", exp_kind))
     if n == head + 3:
-        return _new(AccEcnOption, (order, int.from_bytes(opt[head:]), None, None, b"", exp_kind))
+        return _new(AccEcnOption, (order, _from_bytes(opt[head:]), None, None, b"", exp_kind))
     if n == head:
         return _new(AccEcnOption, (order, None, None, None, b"", exp_kind))
     # §3.2.3: any other length -- use the whole 3-octet fields that fit, the rest is padding.
     nfields = min(3, (n - head) // 3)
     end = head + 3 * nfields
-    fields: list[int | None] = [int.from_bytes(opt[i : i + 3]) for i in range(head, end, 3)]
+    fields: list[int | None] = [_from_bytes(opt[i : i + 3]) for i in range(head, end, 3)]
     fields += [None] * (3 - nfields)
     return _new(AccEcnOption, (order, *fields, bytes(opt[end:]), exp_kind))
 
@@ -224,6 +235,20 @@ def parse_accecn_option(opt: bytes, off: int) -> TcpOption:
     AccECN Option at all (wrong kind, ExID or length byte) -- the list parser never passes one.
     """
     n = len(opt)
+    # Fast paths: three fields (what an AccECN ACK carries) or none (a SYN-ACK), kind 174 or
+    # 172; the 11-byte option is read as one integer, kind and length bytes on top.
+    if n == 11:
+        v = _from_bytes(opt)
+        head = v >> 72
+        if head == 0xAE0B:  # ACCECN1_KIND, length 11
+            return _new(AccEcnOption, (1, v >> 48 & _M, v >> 24 & _M, v & _M, b"", 0))
+        if head == 0xAC0B:  # ACCECN0_KIND, length 11
+            return _new(AccEcnOption, (0, v >> 48 & _M, v >> 24 & _M, v & _M, b"", 0))
+    elif n == 2:
+        if opt == b"\xae\x02":  # ACCECN1_KIND, length 2
+            return _new(AccEcnOption, (1, None, None, None, b"", 0))
+        if opt == b"\xac\x02":  # ACCECN0_KIND, length 2
+            return _new(AccEcnOption, (0, None, None, None, b"", 0))
     if n < 2 or opt[1] != n:
         raise WireError(off + 1, f"AccECN option length byte does not match its {n} bytes")
     kind = opt[0]

@@ -80,6 +80,12 @@ class TepFraming(IntEnum):
     """TEP byte with v = 1 (0xa0-0xff), data runs to the end of the option: last only (§4.4)."""
 
 
+# The members as module globals: ``TepFraming.BARE`` is a slow enum class attribute lookup.
+_BARE = TepFraming.BARE
+_LENGTH = TepFraming.LENGTH
+_TO_END = TepFraming.TO_END
+
+
 @wire_value
 class GlobalSuboption(NamedTuple):
     """A global suboption byte 0x00-0x1f (RFC 8547 §4.2), kept whole (z bits included)."""
@@ -107,9 +113,10 @@ class GlobalSuboption(NamedTuple):
         return _new(cls, ((GLOBAL_B if b else 0) | (GLOBAL_A if a else 0),))
 
     def to_bytes(self) -> bytes:
-        if not 0 <= self.value < _GLT_TEP_MIN:
-            raise ValueError(f"global suboption 0x{self.value:02x} is not in 0x00-0x1f")
-        return bytes((self.value,))
+        value = self[0]
+        if 0 <= value < 0x20:  # _GLT_TEP_MIN
+            return bytes((value,))
+        raise ValueError(f"global suboption 0x{value:02x} is not in 0x00-0x1f")
 
     def to_json(self) -> dict[str, Any]:
         return {"type": "global", "value": self.value, "b": self.b, "a": self.a, "z": self.z}
@@ -127,28 +134,28 @@ class Tep(NamedTuple):
     @property
     def v(self) -> bool:
         """The v bit that accompanied the identifier on the wire (§4.1)."""
-        return self.framing != TepFraming.BARE
+        return self.framing != _BARE
 
     @property
     def suboption_byte(self) -> int:
         """``v | glt`` as sent: the first byte of a session ID for this TEP (§5.1)."""
-        return self.id | _V if self.framing != TepFraming.BARE else self.id
+        return self.id | _V if self.framing != _BARE else self.id
 
     def to_bytes(self) -> bytes:
-        tep = self.id
-        if not _GLT_TEP_MIN <= tep <= 0x7F:
+        tep = self[0]
+        if not 0x20 <= tep <= 0x7F:  # _GLT_TEP_MIN
             raise ValueError(f"TEP identifier 0x{tep:02x} is not in 0x20-0x7f")
-        framing = self.framing
-        data = self.data
-        if framing == TepFraming.BARE:
+        framing = self[2]
+        data = self[1]
+        if framing == _BARE:
             if data:
                 raise ValueError("a TEP without the v bit carries no data (RFC 8547 §4.1)")
             return bytes((tep,))
-        if framing == TepFraming.LENGTH:
+        if framing == _LENGTH:
             if not 1 <= len(data) <= 32:
                 raise ValueError(f"a length byte covers 1..32 data bytes, not {len(data)}")
             return bytes((_LENGTH_MIN | (len(data) - 1), tep | _V)) + data
-        if framing != TepFraming.TO_END:
+        if framing != _TO_END:
             raise ValueError(f"unknown TEP framing {framing!r}")
         return bytes((tep | _V,)) + data
 
@@ -166,9 +173,22 @@ Suboption = GlobalSuboption | Tep
 
 def _contents_bytes(suboptions: tuple[Suboption, ...]) -> bytes:
     last = len(suboptions) - 1
+    # Fast path: only one-byte suboptions (global, or TEP without data), as a SYN carries.
+    values = []
+    for sub in suboptions:
+        if type(sub) is Tep:
+            if sub[2] is _BARE and not sub[1] and 0x20 <= sub[0] <= 0x7F:
+                values.append(sub[0])
+                continue
+        elif type(sub) is GlobalSuboption and 0 <= sub[0] < 0x20:
+            values.append(sub[0])
+            continue
+        break
+    else:
+        return bytes(values)
     parts = []
     for i, sub in enumerate(suboptions):
-        if i != last and type(sub) is Tep and sub.framing == TepFraming.TO_END:
+        if i != last and type(sub) is Tep and sub.framing == _TO_END:
             raise ValueError("a TEP with data to the end of the option must be the last suboption")
         parts.append(sub.to_bytes())
     return b"".join(parts)
@@ -182,7 +202,7 @@ def _frame(kind: int, contents: bytes) -> bytes:
     if kind in (253, 254):
         if len(contents) > 251:
             raise ValueError(f"ENO contents of {len(contents)} bytes do not fit a TCP option")
-        return bytes((kind, 4 + len(contents))) + _EXID_BYTES + contents
+        return bytes((kind, 4 + len(contents), 0x45, 0x4E)) + contents  # ExID 0x454E
     raise ValueError(f"ENO option kind {kind}: expected 69, 253 or 254")
 
 
@@ -247,9 +267,32 @@ class EnoOption(NamedTuple):
         return _contents_bytes(self.suboptions)
 
     def to_bytes(self) -> bytes:
-        if not self.suboptions and self.kind == ENO_KIND:
+        suboptions, kind = self
+        if not suboptions and kind == ENO_KIND:
             return b"\x45\x02"
-        return _frame(self.kind, _contents_bytes(self.suboptions))
+        # Fast path: only one-byte suboptions (global, or TEP without data), as a SYN carries:
+        # the option is its kind, length (and ExID) and one byte per suboption (§4.1, §4.4).
+        if kind == ENO_KIND:
+            out = [ENO_KIND, 2 + len(suboptions)]
+            room = 253
+        elif kind == 253 or kind == 254:
+            out = [kind, 4 + len(suboptions), 0x45, 0x4E]  # ExID 0x454E
+            room = 251
+        else:
+            return _frame(kind, _contents_bytes(suboptions))  # raises
+        for sub in suboptions:
+            if type(sub) is Tep:
+                if sub[2] is _BARE and not sub[1] and 0x20 <= sub[0] <= 0x7F:
+                    out.append(sub[0])
+                    continue
+            elif type(sub) is GlobalSuboption and 0 <= sub[0] < 0x20:
+                out.append(sub[0])
+                continue
+            break
+        else:
+            if len(suboptions) <= room:
+                return bytes(out)
+        return _frame(kind, _contents_bytes(suboptions))
 
     def to_json(self) -> dict[str, Any]:
         out = _json_head(self.kind)
@@ -312,7 +355,7 @@ def parse_eno_contents(contents: bytes, base: int = 0) -> tuple[Suboption, ...]:
             append(_new(GlobalSuboption, (c,)))
             i += 1
         elif c < _LENGTH_MIN:  # v = 0, glt >= 0x20: TEP without data
-            append(_new(Tep, (c, b"", TepFraming.BARE)))
+            append(_new(Tep, (c, b"", _BARE)))
             i += 1
         elif c < _TO_END_MIN:  # v = 1, glt < 0x20: length byte (§4.4)
             if i + 1 >= n:
@@ -330,12 +373,36 @@ def parse_eno_contents(contents: bytes, base: int = 0) -> tuple[Suboption, ...]:
                     f"ENO length byte announces {end - i - 2} data bytes, "
                     f"only {n - i - 2} left in the option",
                 )
-            append(_new(Tep, (tep & 0x7F, bytes(contents[i + 2 : end]), TepFraming.LENGTH)))
+            append(_new(Tep, (tep & 0x7F, bytes(contents[i + 2 : end]), _LENGTH)))
             i = end
         else:  # v = 1, glt >= 0x20: TEP whose data runs to the end of the option (§4.4)
-            append(_new(Tep, (c & 0x7F, bytes(contents[i + 1 :]), TepFraming.TO_END)))
+            append(_new(Tep, (c & 0x7F, bytes(contents[i + 1 :]), _TO_END)))
             break
     return tuple(out)
+
+
+def _one_byte_form(opt: bytes) -> EnoOption | None:
+    """The option if it is well framed and every content byte is below 0x80, else None.
+
+    Such contents are one-byte suboptions only: globals (0x00-0x1f) and TEPs without data
+    (0x20-0x7f), as a SYN usually carries (§4.1 Table 1); no length byte, so no syntax error
+    (§4.4).  ``opt`` is bytes, at least 3 long; anything else is left to the general parser.
+    """
+    kind = opt[0]
+    if kind == 69:  # ENO_KIND; the length byte and kind are below 0x80 too
+        if opt[1] != len(opt) or not opt.isascii():
+            return None
+        body = opt[2:]
+    elif kind == 253 or kind == 254:
+        body = opt[4:]
+        if opt[1] != len(opt) or not opt.startswith(b"EN", 2) or not body.isascii():
+            return None
+    else:
+        return None
+    subs = []
+    for c in body:
+        subs.append(_new(GlobalSuboption, (c,)) if c < 0x20 else _new(Tep, (c, b"", _BARE)))
+    return _new(EnoOption, (tuple(subs), kind))
 
 
 def _split(opt: bytes, off: int) -> tuple[int, int]:
@@ -358,6 +425,19 @@ def parse_eno(opt: bytes, off: int = 0) -> EnoOption:
     Raises :class:`WireError` (offsets relative to ``off``) if the contents break the
     suboption syntax of §4.4.
     """
+    n = len(opt)
+    if n == 5:  # the usual SYN shape: kind 69 and three one-byte suboptions (§4.1 Table 1)
+        kind, length, x, y, z = opt
+        if kind == 69 and length == 5 and x < 0x80 and y < 0x80 and z < 0x80:
+            return _new(EnoOption, ((
+                _new(GlobalSuboption, (x,)) if x < 0x20 else _new(Tep, (x, b"", _BARE)),
+                _new(GlobalSuboption, (y,)) if y < 0x20 else _new(Tep, (y, b"", _BARE)),
+                _new(GlobalSuboption, (z,)) if z < 0x20 else _new(Tep, (z, b"", _BARE)),
+            ), kind))
+    if n > 2 and type(opt) is bytes:
+        eno = _one_byte_form(opt)
+        if eno is not None:
+            return eno
     if opt == _ENO_ACK_BYTES:
         return ENO_ACK
     kind, head = _split(opt, off)
@@ -370,6 +450,19 @@ def parse_eno_option(opt: bytes, off: int) -> TcpOption:
     Never fails on an option the list parser accepted: contents that are not SYN-form are a
     valid non-SYN-form option (§4.1) and only disable ENO when seen in a SYN (§4.4).
     """
+    n = len(opt)
+    if n == 5:  # the usual SYN shape: kind 69 and three one-byte suboptions (§4.1 Table 1)
+        kind, length, x, y, z = opt
+        if kind == 69 and length == 5 and x < 0x80 and y < 0x80 and z < 0x80:
+            return _new(EnoOption, ((
+                _new(GlobalSuboption, (x,)) if x < 0x20 else _new(Tep, (x, b"", _BARE)),
+                _new(GlobalSuboption, (y,)) if y < 0x20 else _new(Tep, (y, b"", _BARE)),
+                _new(GlobalSuboption, (z,)) if z < 0x20 else _new(Tep, (z, b"", _BARE)),
+            ), kind))
+    if n > 2 and type(opt) is bytes:
+        eno = _one_byte_form(opt)
+        if eno is not None:
+            return eno
     if opt == _ENO_ACK_BYTES:
         return ENO_ACK
     kind, head = _split(opt, off)

@@ -82,6 +82,7 @@ _new = tuple.__new__
 _PAD = (b"", b"\x00\x00\x00", b"\x00\x00", b"\x00")
 _NNTS = 0x0101080A  # NOP NOP kind 8 length 10 as one big-endian word
 _NNTS_SUM = 0x0101 + 0x080A  # its two 16-bit words, for the checksum
+_NNSACK_SUM = 0x0101 + 0x050A  # NOP NOP SACK kind, length 10 (one block): the same
 # NOP padding after the last option -> the NOP values it parses to
 _NOP_PAD: dict[bytes, tuple[TcpOption, ...]] = {b"\x01" * k: (NOP,) * k for k in (1, 2, 3)}
 _nop_pad = _NOP_PAD.get
@@ -94,18 +95,19 @@ _M736 = (1 << 736) - 1
 
 
 def _whole_packs() -> dict[int, tuple[Callable[..., bytes], Callable[..., bytes], int, int]]:
-    """DSS pack key (| 0x40: NOP NOP after it) -> packs of IPv4 / IPv6 + TCP + NOP NOP
-    Timestamps + that DSS (+ NOP NOP) in one call, the DSS's first word, the TCP header
-    length; for the DSS shapes with a data ACK whose options fill whole 32-bit words."""
+    """DSS pack key (| 0x40: NOP NOP after it, | 0x80: NOP NOP SACK with one block) -> packs
+    of IPv4 / IPv6 + TCP + NOP NOP Timestamps + that DSS (+ what follows) in one call, the
+    DSS's first word, the TCP header length; for the DSS shapes with a data ACK whose
+    options fill whole 32-bit words."""
     out = {}
     for key, (fmt, word) in _DSS_FMT.items():
         if not key & 1:  # no data ACK
             continue
-        for pad in (0, 2):
-            olen = 12 + ((word >> 16) & 0xFF) + pad
-            if olen % 4 == 0 and olen <= 40:
-                tail = "IIII" + fmt + ("H" if pad else "")
-                out[key | (0x40 if pad else 0)] = (
+        for more, after in ((0, ""), (0x40, "H"), (0x80, "III")):
+            olen = 12 + ((word >> 16) & 0xFF) + Struct("!" + after).size
+            if olen % 4 == 0 and olen <= 40 and not (more == 0x80 and key & 4):
+                tail = "IIII" + fmt + after
+                out[key | more] = (
                     Struct(_V4_TCP_STRUCT.format + tail).pack,
                     Struct(_V6_TCP_STRUCT.format + tail).pack, word, 20 + olen)
     return out
@@ -149,7 +151,7 @@ class Segment(NamedTuple):
         ip, tcp, payload = self
         sport, dport, seq, ack, flags, window, _, urgent, options = tcp
         nopt = len(options)
-        if ((nopt == 4 or nopt == 6) and type(options[3]) is Dss and options[0] is NOP
+        if (4 <= nopt <= 7 and type(options[3]) is Dss and options[0] is NOP
                 and options[1] is NOP and type(options[2]) is Timestamps and not partial):
             # NOP NOP Timestamps then a DSS with a data ACK (RFC 8684 §3.3): MPTCP's data
             # path.  A mapping without a checksum is followed by NOP NOP, the other shapes
@@ -170,8 +172,16 @@ class Segment(NamedTuple):
                     else:
                         spec = _WHOLE[lo & 0x0A | 0x25] if nopt == 4 else None
                         last = dcs
-                elif nopt == 4 and dcs is None and ssn is None and dll is None:
-                    spec = _WHOLE[lo & 0x0A | 1]
+                elif dcs is None and ssn is None and dll is None:
+                    if nopt == 4:
+                        spec = _WHOLE[lo & 0x0A | 1]
+                    elif (nopt == 7 and options[4] is NOP and options[5] is NOP
+                          and type(options[6]) is Sack and len(options[6][0]) == 1):
+                        # then NOP NOP SACK with one block: Linux's data ACK with a hole
+                        spec = _WHOLE[lo & 0x0A | 0x81]
+                        last = 0x0101050A  # NOP NOP kind 5 length 10
+                    else:
+                        spec = None
                 else:
                     spec = None
                 if spec is not None:
@@ -191,6 +201,9 @@ class Segment(NamedTuple):
                         if dsn is not None:
                             # (a None raises TypeError: the code below says what is wrong)
                             x += dsn + ssn + dll + last  # type: ignore[operator]
+                        elif nopt == 7:
+                            ((left, right),) = options[6][0]  # type: ignore[index]  # a Sack
+                            x += _NNSACK_SUM + left + right
                         if payload:
                             n = len(payload)
                             if 256 < n <= 1500:  # as in the general path below
@@ -212,6 +225,12 @@ class Segment(NamedTuple):
                             x = ((0x4500 | tos) + total + ident + ff + ((ttl << 8) | proto)
                                  + addrs) % 0xFFFF
                             if dsn is None:
+                                if nopt == 7:
+                                    return pack4(0x45, tos, total, ident, ff, ttl, proto,
+                                                 0xFFFF - x if x else 0, src, dst, sport,
+                                                 dport, seq, ack, off_flags, window, tsum,
+                                                 urgent, _NNTS, tsval, tsecr, w, d_ack, last,
+                                                 left, right) + payload
                                 return pack4(0x45, tos, total, ident, ff, ttl, proto,
                                              0xFFFF - x if x else 0, src, dst, sport, dport,
                                              seq, ack, off_flags, window, tsum, urgent, _NNTS,
@@ -223,6 +242,11 @@ class Segment(NamedTuple):
                         else:
                             vtf = 0x60000000 | (tc << 20) | flow
                             if dsn is None:
+                                if nopt == 7:
+                                    return pack6(vtf, tcp_len, nh, hop, src, dst, sport, dport,
+                                                 seq, ack, off_flags, window, tsum, urgent,
+                                                 _NNTS, tsval, tsecr, w, d_ack, last, left,
+                                                 right) + payload
                                 return pack6(vtf, tcp_len, nh, hop, src, dst, sport, dport, seq,
                                              ack, off_flags, window, tsum, urgent, _NNTS, tsval,
                                              tsecr, w, d_ack) + payload
