@@ -187,7 +187,6 @@ class Segment(NamedTuple):
                 if spec is not None:
                     pack4, pack6, word, hlen = spec
                     tsval, tsecr = options[2]
-                    w = word | (rsv & 0x0FE0) | lo
                     off_flags = (hlen << 10) | flags
                     tcp_len = hlen + len(payload)
                     if type(ip) is IPv4Header:
@@ -196,6 +195,7 @@ class Segment(NamedTuple):
                         tc, flow, _, nh, hop, src, dst, ipopts, _ = ip
                     addrs = _from_bytes(src + dst, "big")
                     try:
+                        w = word | (rsv & 0x0FE0) | lo
                         x = (sport + dport + off_flags + window + urgent + tcp_len + 6 + seq
                              + ack + addrs + _NNTS_SUM + tsval + tsecr + w + d_ack)
                         if dsn is not None:

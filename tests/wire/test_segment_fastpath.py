@@ -6,6 +6,7 @@ give exactly what the general parser and serializer give, errors included."""
 from __future__ import annotations
 
 import random
+import struct
 from typing import Any
 
 import pytest
@@ -198,3 +199,62 @@ def test_crafted_option_tails(syn: bool, v6: bool) -> None:
                 for b3 in (0, 1):
                     raw = base[:at] + bytes((kind, length, b2, b3)) + base[at + 4:]
                     assert _outcome(parse_segment, raw) == _outcome(_parse_general, raw), raw[at:]
+
+
+def _dss_segment(v6: bool, dss: Dss, tail: tuple[TcpOption, ...], *, sport: int = 4242,
+                 payload: bytes = b"p" * 700) -> Segment:
+    ip: Any = (ipv6(b"\xfd" + b"\x01" * 15, b"\xfd" + b"\x02" * 15) if v6
+               else ipv4(b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02"))
+    opts: tuple[TcpOption, ...] = (NOP, NOP, Timestamps(7, 9), dss, *tail)
+    return Segment(ip, TcpHeader(sport, 80, 1, 2, 0x18, 500, 0, 0, opts), payload)
+
+
+@pytest.mark.rfc("8684", "3.3")
+@pytest.mark.parametrize("v6", [False, True])
+def test_single_pack_dss_layouts_equal_the_general_code(v6: bool) -> None:
+    """Every DSS layout the one-pack path of ``Segment.to_bytes`` takes (data ACK; mapping
+    + NOP NOP; mapping with checksum; data ACK + NOP NOP SACK), 4- and 8-byte fields, DATA_FIN
+    and reserved bits: the same bytes as the general serializer, and a valid checksum."""
+    sack = (NOP, NOP, Sack(((0xFFFFFF00, 0x10),)))
+    for a64 in (False, True):
+        for m64 in (False, True):
+            for fin in (False, True):
+                ack = (1 << (64 if a64 else 32)) - 3
+                dsn = (1 << (64 if m64 else 32)) - 5
+                shapes = [
+                    (Dss(ack, ack64=a64, dsn64=m64, data_fin=fin, reserved=0x0E00), ()),
+                    (Dss(ack, ack64=a64, dsn64=m64, data_fin=fin), sack),
+                    (Dss(ack, dsn, 0xFFFFFFFF, 1448, ack64=a64, dsn64=m64, data_fin=fin),
+                     (NOP, NOP)),
+                    (Dss(ack, dsn, 7, 0, 0xBEEF, ack64=a64, dsn64=m64, data_fin=fin), ()),
+                ]
+                for dss, tail in shapes:
+                    for payload in (b"", b"\xff" * 1447, bytes(range(256)) * 2):
+                        seg = _dss_segment(v6, dss, tail, payload=payload)
+                        raw = seg.to_bytes()
+                        assert raw == _generic(seg).to_bytes()
+                        assert checksum_ok(raw)
+                        back = parse_segment(raw)
+                        assert back.tcp.options == seg.tcp.options
+                        assert back.payload == payload
+                        assert back.to_bytes() == raw
+
+
+@pytest.mark.rfc("8684", "3.3")
+@pytest.mark.parametrize("v6", [False, True])
+def test_single_pack_dss_path_raises_like_the_general_code(v6: bool) -> None:
+    """Values the one-pack path cannot pack fall back to the general code and its errors."""
+    good = Dss(5, 1, 2, 3)
+    with pytest.raises(ValueError, match="cannot encode Dss"):  # 2**40 needs ack64
+        _dss_segment(v6, Dss(1 << 40, 1, 2, 3), (NOP, NOP)).to_bytes()
+    with pytest.raises(ValueError, match="mapping fields"):  # SSN without a DSN
+        _dss_segment(v6, Dss(5, None, 2, None), ()).to_bytes()
+    with pytest.raises(struct.error):  # a port above 65535: the header pack says so
+        _dss_segment(v6, good, (NOP, NOP), sport=70000).to_bytes()
+    with pytest.raises((ValueError, struct.error)):  # a SACK edge above 2**32
+        _dss_segment(v6, Dss(5), (NOP, NOP, Sack(((1, 1 << 33),)))).to_bytes()
+    # a layout the one-pack path does not take (mapping without NOP NOP): the general code
+    # pads with EOL bytes instead, and the result still parses back
+    raw = _dss_segment(v6, good, ()).to_bytes()
+    assert checksum_ok(raw)
+    assert parse_segment(raw).tcp.options[:4] == (NOP, NOP, Timestamps(7, 9), good)
