@@ -159,8 +159,8 @@ class Segment(NamedTuple):
             # their checksum from the fields (each at an even offset); values that do not
             # pack go to the code below, which raises their errors.
             d_ack, dsn, ssn, dll, dcs, fin, a64, m64, rsv = options[3]
-            ipt = type(ip)
-            if d_ack is not None and (ipt is IPv4Header or ipt is IPv6Header):
+            v4 = type(ip) is IPv4Header
+            if d_ack is not None and (v4 or type(ip) is IPv6Header):
                 lo = (2 if a64 else 0) | (8 if m64 else 0) | (0x10 if fin else 0)
                 if dsn is not None:
                     if dcs is None:
@@ -220,7 +220,7 @@ class Segment(NamedTuple):
                         tsum = 0xFFFF - x if x else 0
                         if ipopts:
                             pass
-                        elif ipt is IPv4Header:
+                        elif v4:
                             total = 20 + tcp_len
                             x = ((0x4500 | tos) + total + ident + ff + ((ttl << 8) | proto)
                                  + addrs) % 0xFFFF
@@ -433,7 +433,7 @@ def parse_segment(buf: bytes) -> Segment:
              off_flags, window, tcsum, urg, nnts, tsval, tsecr) = _V4_TCP_TS(buf)
             w4 = 0
         data = 20 + ((off_flags >> 12) << 2)
-        if data < 40 or not data <= total <= n or proto != 6 or ff & 0x3FFF:
+        if not 40 <= data <= total <= n or proto != 6 or ff & 0x3FFF:
             return _parse_general(buf)
         ip: IPHeader = _new(IPv4Header, (tos, total, ident, ff, ttl, 6, csum, src, dst, b""))
         o = 40
@@ -448,7 +448,7 @@ def parse_segment(buf: bytes) -> Segment:
             w4 = 0
         data = 40 + ((off_flags >> 12) << 2)
         end = 40 + plen
-        if data < 60 or not data <= end <= n:
+        if not 60 <= data <= end <= n:
             return _parse_general(buf)
         ip = _new(IPv6Header, ((vtf >> 20) & 0xFF, vtf & 0xFFFFF, plen, 6, hlim, src, dst, b"", 6))
         o = 60
