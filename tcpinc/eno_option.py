@@ -171,20 +171,26 @@ class Tep(NamedTuple):
 Suboption = GlobalSuboption | Tep
 
 
-def _contents_bytes(suboptions: tuple[Suboption, ...]) -> bytes:
-    last = len(suboptions) - 1
-    # Fast path: only one-byte suboptions (global, or TEP without data), as a SYN carries.
-    values = []
+def _one_byte_values(suboptions: tuple[Suboption, ...], out: list[int]) -> bool:
+    """Append each suboption's byte to ``out`` while they are one-byte forms (a global
+    suboption, or a TEP without data: §4.1 Table 1); True when all of them were."""
     for sub in suboptions:
         if type(sub) is Tep:
             if sub[2] is _BARE and not sub[1] and 0x20 <= sub[0] <= 0x7F:
-                values.append(sub[0])
+                out.append(sub[0])
                 continue
         elif type(sub) is GlobalSuboption and 0 <= sub[0] < 0x20:
-            values.append(sub[0])
+            out.append(sub[0])
             continue
-        break
-    else:
+        return False
+    return True
+
+
+def _contents_bytes(suboptions: tuple[Suboption, ...]) -> bytes:
+    last = len(suboptions) - 1
+    # Fast path: only one-byte suboptions (global, or TEP without data), as a SYN carries.
+    values: list[int] = []
+    if _one_byte_values(suboptions, values):
         return bytes(values)
     parts = []
     for i, sub in enumerate(suboptions):
@@ -280,18 +286,8 @@ class EnoOption(NamedTuple):
             room = 251
         else:
             return _frame(kind, _contents_bytes(suboptions))  # raises
-        for sub in suboptions:
-            if type(sub) is Tep:
-                if sub[2] is _BARE and not sub[1] and 0x20 <= sub[0] <= 0x7F:
-                    out.append(sub[0])
-                    continue
-            elif type(sub) is GlobalSuboption and 0 <= sub[0] < 0x20:
-                out.append(sub[0])
-                continue
-            break
-        else:
-            if len(suboptions) <= room:
-                return bytes(out)
+        if _one_byte_values(suboptions, out) and len(suboptions) <= room:
+            return bytes(out)
         return _frame(kind, _contents_bytes(suboptions))
 
     def to_json(self) -> dict[str, Any]:
@@ -405,6 +401,29 @@ def _one_byte_form(opt: bytes) -> EnoOption | None:
     return _new(EnoOption, (tuple(subs), kind))
 
 
+def _fast_form(opt: bytes) -> EnoOption | None:
+    """The common shapes without the suboption loop, else None: the 5-byte SYN option (kind
+    69, three one-byte suboptions, §4.1 Table 1), any option whose contents are one-byte
+    suboptions only (:func:`_one_byte_form`), the empty non-SYN-form option (kind 69,
+    length 2: ``ENO_ACK``, §4.1)."""
+    n = len(opt)
+    if n == 5:  # the usual SYN shape: kind 69 and three one-byte suboptions (§4.1 Table 1)
+        kind, length, x, y, z = opt
+        if kind == 69 and length == 5 and x < 0x80 and y < 0x80 and z < 0x80:
+            return _new(EnoOption, ((
+                _new(GlobalSuboption, (x,)) if x < 0x20 else _new(Tep, (x, b"", _BARE)),
+                _new(GlobalSuboption, (y,)) if y < 0x20 else _new(Tep, (y, b"", _BARE)),
+                _new(GlobalSuboption, (z,)) if z < 0x20 else _new(Tep, (z, b"", _BARE)),
+            ), kind))
+    if n > 2 and type(opt) is bytes:
+        eno = _one_byte_form(opt)
+        if eno is not None:
+            return eno
+    if opt == _ENO_ACK_BYTES:
+        return ENO_ACK
+    return None
+
+
 def _split(opt: bytes, off: int) -> tuple[int, int]:
     """(kind, first content byte) of a whole ENO option; checks the framing only."""
     kind = opt[0] if opt else -1
@@ -425,21 +444,9 @@ def parse_eno(opt: bytes, off: int = 0) -> EnoOption:
     Raises :class:`WireError` (offsets relative to ``off``) if the contents break the
     suboption syntax of §4.4.
     """
-    n = len(opt)
-    if n == 5:  # the usual SYN shape: kind 69 and three one-byte suboptions (§4.1 Table 1)
-        kind, length, x, y, z = opt
-        if kind == 69 and length == 5 and x < 0x80 and y < 0x80 and z < 0x80:
-            return _new(EnoOption, ((
-                _new(GlobalSuboption, (x,)) if x < 0x20 else _new(Tep, (x, b"", _BARE)),
-                _new(GlobalSuboption, (y,)) if y < 0x20 else _new(Tep, (y, b"", _BARE)),
-                _new(GlobalSuboption, (z,)) if z < 0x20 else _new(Tep, (z, b"", _BARE)),
-            ), kind))
-    if n > 2 and type(opt) is bytes:
-        eno = _one_byte_form(opt)
-        if eno is not None:
-            return eno
-    if opt == _ENO_ACK_BYTES:
-        return ENO_ACK
+    eno = _fast_form(opt)
+    if eno is not None:
+        return eno
     kind, head = _split(opt, off)
     return _new(EnoOption, (parse_eno_contents(opt[head:], off + head), kind))
 
@@ -450,21 +457,9 @@ def parse_eno_option(opt: bytes, off: int) -> TcpOption:
     Never fails on an option the list parser accepted: contents that are not SYN-form are a
     valid non-SYN-form option (§4.1) and only disable ENO when seen in a SYN (§4.4).
     """
-    n = len(opt)
-    if n == 5:  # the usual SYN shape: kind 69 and three one-byte suboptions (§4.1 Table 1)
-        kind, length, x, y, z = opt
-        if kind == 69 and length == 5 and x < 0x80 and y < 0x80 and z < 0x80:
-            return _new(EnoOption, ((
-                _new(GlobalSuboption, (x,)) if x < 0x20 else _new(Tep, (x, b"", _BARE)),
-                _new(GlobalSuboption, (y,)) if y < 0x20 else _new(Tep, (y, b"", _BARE)),
-                _new(GlobalSuboption, (z,)) if z < 0x20 else _new(Tep, (z, b"", _BARE)),
-            ), kind))
-    if n > 2 and type(opt) is bytes:
-        eno = _one_byte_form(opt)
-        if eno is not None:
-            return eno
-    if opt == _ENO_ACK_BYTES:
-        return ENO_ACK
+    eno = _fast_form(opt)
+    if eno is not None:
+        return eno
     kind, head = _split(opt, off)
     try:
         return _new(EnoOption, (parse_eno_contents(opt[head:], off + head), kind))

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from struct import Struct
 from typing import NamedTuple
 
-from mptcp.wire.checksum import payload_sum, verify
+from mptcp.wire.checksum import _M736, _M1456, _M2912, payload_sum, verify
 from mptcp.wire.errors import WireError
 from mptcp.wire.ip import PROTO_TCP, IPHeader, IPv4Header, IPv6Header, parse_ipv4, parse_ipv6
 from mptcp.wire.mptcp_options import (
@@ -89,9 +89,6 @@ _nop_pad = _NOP_PAD.get
 _parser_for: Callable[[int], OptionParser | None] = _PARSERS.get
 _dss_layout = _DSS_WORD.get
 _NN_SACK1 = b"\x01\x01\x05\x0a"  # NOP NOP SACK with one block (RFC 2018 §3)
-_M2912 = (1 << 2912) - 1  # fold masks of the inline payload sum (multiples of 16 bits)
-_M1456 = (1 << 1456) - 1
-_M736 = (1 << 736) - 1
 
 
 def _whole_packs() -> dict[int, tuple[Callable[..., bytes], Callable[..., bytes], int, int]]:
@@ -206,7 +203,11 @@ class Segment(NamedTuple):
                             x += _NNSACK_SUM + left + right
                         if payload:
                             n = len(payload)
-                            if 256 < n <= 1500:  # as in the general path below
+                            if 256 < n <= 1500:
+                                # payload_sum's MSS case inline (no call): the halves read
+                                # little-endian sum the byte-swapped words, which are the
+                                # words times 256; and as 256 * 256 = 1 mod 0xFFFF,
+                                # x + 256 * y = 256 * (256 * x + y), so no shift of y
                                 h = (n >> 2) << 1
                                 y = (_from_bytes(payload[:h], "little")
                                      + _from_bytes(payload[h:], "little"))
@@ -351,20 +352,7 @@ class Segment(NamedTuple):
             x = (sport + dport + off_flags + window + urgent + tcp_len + 6 + x + seq + ack + addrs
                  + _from_bytes(opts, "big"))
             if payload:
-                n = len(payload)
-                if 256 < n <= 1500:
-                    # payload_sum's MSS case inline, folded deeper (a short ``%`` divides
-                    # few digits): the halves read little-endian sum the byte-swapped
-                    # words, which are the words times 256; and since 256 * 256 = 1 mod
-                    # 0xFFFF, x + 256 * y = 256 * (256 * x + y).
-                    h = (n >> 2) << 1
-                    y = _from_bytes(payload[:h], "little") + _from_bytes(payload[h:], "little")
-                    y = (y >> 2912) + (y & _M2912)
-                    y = (y >> 1456) + (y & _M1456)
-                    y = (y >> 736) + (y & _M736)
-                    x = ((x << 8) + y) % 0xFFFF << 8
-                else:
-                    x += payload_sum(payload)
+                x += payload_sum(payload)
             x %= 0xFFFF
             tsum = 0xFFFF - x if x else 0
         if v4:
