@@ -111,7 +111,6 @@ def _whole_packs() -> dict[int, tuple[Callable[..., bytes], Callable[..., bytes]
 
 
 _WHOLE = _whole_packs()
-_whole = _WHOLE.get
 
 
 @wire_value
